@@ -1,0 +1,1 @@
+"""The ingest job: official open data in, one published, versioned dataset out."""

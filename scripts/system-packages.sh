@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs and starts what the tests need beyond Python: PostGIS on the local PostgreSQL 15,
+# GDAL's command-line clients (a real OGC API and MVT client), Chromium (browser tests), wrk (load).
+# Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
+set -euo pipefail
+packages=(postgresql-15-postgis-3 gdal-bin chromium wrk)
+missing=()
+for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+if ((${#missing[@]})); then
+  sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+# PostgreSQL runs on 127.0.0.1:5432 on these machines; start it if it has stopped.
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start
+  for _ in $(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+psql -q -h 127.0.0.1 -U postgres -d test -c 'CREATE EXTENSION IF NOT EXISTS postgis' >/dev/null

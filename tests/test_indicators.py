@@ -1,0 +1,85 @@
+"""Indicator tables: parsing, broken rows, latest-row selection, join and aggregation."""
+
+import math
+
+import numpy as np
+import pytest
+
+from ingest.indicators import aggregate, join_to_schools, read_table
+from ingest.manifest import Indicator
+from ingest.report import Report
+
+SPEED = Indicator("debit", "connectivite", "Débit", "t.csv", "debit_mbps", kind="number")
+FIBRE = Indicator("fibre", "connectivite", "Fibre", "t.csv", "fibre", kind="boolean", aggregate="share")
+WIFI = Indicator("wifi", "connectivite", "Wi-Fi", "t.csv", "wifi", kind="boolean", aggregate="count")
+
+
+def table(tmp_path, text, indicators=(SPEED, FIBRE)):
+    path = tmp_path / "t.csv"
+    path.write_bytes(text.encode("utf-8-sig"))
+    report = Report().dataset("t", str(path))
+    return read_table(path, list(indicators), report), report
+
+
+def test_reads_values_and_rejects_broken_rows_with_their_line(tmp_path):
+    values, report = table(
+        tmp_path,
+        "UAI;Débit Mbps;Fibre\n"
+        "0010001W;12,5;oui\n"
+        "0010002X;;nr\n"
+        "0010003Y;abc;oui\n"
+        "0010004Z;3;peut-être\n"
+        ";4;non\n"
+        "0010005A;4\n"
+        "0010001W;99;non\n",
+    )
+    assert values.by_key["0010001W"] == {"debit": 12.5, "fibre": 1.0}
+    assert values.by_key["0010002X"] == {"debit": None, "fibre": None}
+    assert report.loaded == 2 and report.rejected == 5 and report.read == 7
+    reasons = {r.line: r.reason for r in report.rejections}
+    assert "not a number" in reasons[4]
+    assert "yes/no" in reasons[5]
+    assert "no usable key" in reasons[6]
+    assert "2 fields" in reasons[7]
+    assert "duplicate key 0010001W (kept line 2)" in reasons[8]
+
+
+def test_latest_keeps_the_most_recent_row_per_key(tmp_path):
+    ips = Indicator("ips", "contexte", "IPS", "t.csv", "ips", latest="Rentrée scolaire")
+    values, report = table(
+        tmp_path,
+        "Rentrée scolaire;UAI;IPS\n2021;0010001W;90\n2023;0010001W;110\n2022;0010001W;100\n",
+        [ips],
+    )
+    assert values.by_key["0010001W"]["ips"] == 110
+    assert values.lines["0010001W"] == 3
+    assert (report.loaded, report.rejected, report.read) == (1, 2, 3)
+
+
+def test_missing_column_is_an_ingest_error(tmp_path):
+    from tileserver.errors import IngestError
+
+    with pytest.raises(IngestError, match="missing columns"):
+        table(tmp_path, "UAI;Débit Mbps\n0010001W;3\n")
+
+
+def test_join_rejects_rows_of_unknown_schools(tmp_path):
+    values, report = table(tmp_path, "UAI;Débit Mbps;Fibre\n0010001W;10;oui\n9999999Z;20;non\n")
+    joined = join_to_schools(["0010001W", "0010002X"], [(values, report, [SPEED, FIBRE])])
+    assert joined["debit"][0] == 10 and math.isnan(joined["debit"][1])
+    assert report.loaded == 1 and report.rejected == 1 and report.read == 2
+    assert report.rejections[0].line == 3 and "not among the loaded schools" in report.rejections[0].reason
+
+
+def test_aggregate_by_territory_matches_a_hand_count():
+    codes = ["A", "A", "B", None, "A"]
+    types = ["ecole", "college", "ecole", "ecole", "erea"]
+    speeds = np.array([10.0, np.nan, 30.0, 50.0, 20.0])
+    fibre = np.array([1.0, 0.0, np.nan, 1.0, 1.0])
+    out = aggregate(codes, {"A": 0, "B": 1, "C": 2}, types, {"debit": speeds, "fibre": fibre, "wifi": fibre},
+                    [SPEED, FIBRE, WIFI])
+    assert out["etablissements"] == [3, 1, 0]
+    assert out["n_ecole"] == [1, 1, 0] and out["n_college"] == [1, 0, 0] and out["n_autre"] == [1, 0, 0]
+    assert out["debit"] == [15.0, 30.0, None]  # the mean of known values only
+    assert out["fibre"] == [66.67, None, None]  # a share, in %, of the known values
+    assert out["wifi"] == [2, 0, 0]

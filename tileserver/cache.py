@@ -1,0 +1,94 @@
+"""The tile cache and the HTTP caching around it: bytes-bounded, versioned keys, ETag, 304, gzip.
+
+Keys are tuples of values that include the data version, so a new ingest can never serve a stale
+tile and nothing needs to be purged. A tile is compressed once, when it enters the cache, and
+errors never enter it (the producer raises instead of returning).
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import threading
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from cachetools import LRUCache
+from flask import Response, request
+
+from tileserver.media import MediaType
+
+GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
+
+
+@dataclass(frozen=True)
+class CachedTile:
+    """A tile body ready to send, plain and (when it helps) gzipped, with its strong ETag."""
+
+    body: bytes
+    gzipped: bytes | None
+    etag: str
+    media_type: str
+
+    @property
+    def size(self) -> int:
+        return len(self.body) + len(self.gzipped or b"") + 200
+
+
+def prepare(body: bytes, media_type: str) -> CachedTile:
+    """Hash and compress a freshly produced body once.
+
+    >>> t = prepare(b"abc" * 100, MediaType.MVT)
+    >>> t.etag.startswith('"') and len(t.gzipped) < len(t.body)
+    True
+    """
+    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
+    gzipped = gzip.compress(body, 6, mtime=0) if body and media_type in GZIP_MEDIA else None
+    if gzipped is not None and len(gzipped) >= len(body):
+        gzipped = None
+    return CachedTile(body, gzipped, etag, media_type)
+
+
+class TileCache:
+    """A thread-safe LRU cache bounded by the bytes it holds (0 disables it)."""
+
+    def __init__(self, max_bytes: int):
+        self._cache: LRUCache | None = (
+            LRUCache(maxsize=max_bytes, getsizeof=lambda t: t.size) if max_bytes > 0 else None
+        )
+        self._lock = threading.Lock()
+        self.hits = 0
+        self.misses = 0
+
+    def get_or_make(self, key: Hashable, make: Callable[[], CachedTile]) -> CachedTile:
+        """The cached tile for `key`, made (outside the lock) and kept when absent."""
+        if self._cache is not None:
+            with self._lock:
+                found = self._cache.get(key)
+            if found is not None:
+                self.hits += 1
+                return found
+        self.misses += 1
+        tile = make()
+        if self._cache is not None and tile.size <= self._cache.maxsize:
+            with self._lock:
+                self._cache[key] = tile
+        return tile
+
+    @property
+    def bytes_used(self) -> int:
+        return int(self._cache.currsize) if self._cache is not None else 0
+
+
+def tile_response(tile: CachedTile, cache_control: str) -> Response:
+    """The HTTP answer for a tile: 304 on a matching If-None-Match, 204 when empty, gzip if accepted."""
+    headers = {"ETag": tile.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    if request.if_none_match.contains_raw(tile.etag) or request.if_none_match.contains(tile.etag.strip('"')):
+        return Response(status=304, headers=headers)
+    if not tile.body:
+        return Response(status=204, headers=headers)
+    body = tile.body
+    if tile.gzipped is not None and "gzip" in request.accept_encodings:
+        body = tile.gzipped
+        headers["Content-Encoding"] = "gzip"
+    return Response(body, status=200, headers=headers, content_type=tile.media_type)

@@ -1,0 +1,83 @@
+"""The `ecarto` command: `ingest` publishes a data version, `serve` runs the server under gunicorn."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from tileserver.errors import EcartoError
+from tileserver.settings import Settings
+
+log = logging.getLogger("ecarto")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; a known error prints one clear line and exits 1, never a traceback."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        return args.run(args)
+    except EcartoError as exc:
+        print(f"ecarto {args.command}: error: {exc.description}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"ecarto {args.command}: interrupted; the previous data version is still served",
+              file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ecarto", description=__doc__)
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    ingest = commands.add_parser("ingest", help="download, check and publish a new data version")
+    ingest.add_argument("--sources", type=Path, help="sources manifest (TOML); default: the official sources")
+    ingest.add_argument("--mirror", default=os.environ.get("ECARTO_MIRROR"),
+                        help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
+    ingest.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
+    ingest.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("ECARTO_CACHE_DIR", "var/cache")),
+                        help="where downloads are kept (default var/cache)")
+    ingest.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ingest.set_defaults(run=_ingest)
+
+    serve = commands.add_parser("serve", help="serve tiles and features with gunicorn")
+    serve.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
+    serve.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}")
+    serve.add_argument("--workers", type=int, default=2)
+    serve.add_argument("--threads", type=int, default=4)
+    serve.set_defaults(run=_serve)
+    return parser
+
+
+def _ingest(args: argparse.Namespace) -> int:
+    from ingest.job import run
+    from ingest.manifest import load_manifest
+    from tileserver.stores import open_store
+
+    settings = Settings.from_env(database=args.database)
+    manifest = load_manifest(args.sources)
+    store = open_store(settings.database, settings)
+    try:
+        version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
+                              progress=not args.no_progress)
+    finally:
+        store.close()
+    print(report.summary())
+    print(f"published version {version.id} to {settings.database}")
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> NoReturn:
+    settings = Settings.from_env(database=args.database)  # validates before gunicorn starts
+    os.environ["ECARTO_DATABASE"] = settings.database
+    command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
+               "--threads", str(args.threads), "--access-logfile", "-", "tileserver:create_app()"]
+    print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
+    os.execv(sys.executable, command)
