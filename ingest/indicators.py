@@ -6,9 +6,6 @@ aggregation to every territory level is a handful of vectorised group-bys.
 
 from __future__ import annotations
 
-import csv
-import re
-import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from ingest import codes
+from ingest import table as tabular
 from ingest.fetch import open_text
 from ingest.manifest import Indicator
 from ingest.report import DatasetReport, Report
@@ -25,23 +23,13 @@ from tileserver.errors import IngestError
 
 NULL_VALUES = frozenset({"", "nr", "nc", "nd", "na", "n/a", "-", "s.o."})
 _KEY_NORMALISERS = {
-    SCHOOLS: lambda v: v.strip().upper() or None,
+    SCHOOLS: codes.uai,
     "communes": codes.commune,
     "departements": codes.departement,
     "academies": codes.academie,
     "regions": codes.region,
     "epci": lambda v: v.strip() or None,
 }
-
-
-def column_key(name: str) -> str:
-    """A column name reduced so labelled and API layouts match.
-
-    >>> column_key("Rentrée scolaire"), column_key("\\ufeffUAI"), column_key("Ecart-type de l'IPS")
-    ('rentree_scolaire', 'uai', 'ecart_type_de_l_ips')
-    """
-    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "_", ascii_name.lower()).strip("_")
 
 
 def parse_value(indicator: Indicator, raw: str) -> float | str | None:
@@ -83,22 +71,23 @@ def read_table(path: Path, indicators: Sequence[Indicator], report: DatasetRepor
     """Read the indicators that share one source file, rejecting broken rows with their line."""
     first = indicators[0]
     normalise = _KEY_NORMALISERS[first.level]
-    with open_text(path) as handle:
-        first_line = handle.readline()
-        delimiter = ";" if first_line.count(";") >= first_line.count(",") else ","
-        header = [column_key(c) for c in next(csv.reader([first_line], delimiter=delimiter), [])]
-        reader = csv.reader(handle, delimiter=delimiter)
+    with open_text(path) as text:
+        table = tabular.read_table(text, path)
+        header = [tabular.header_key(c) for c in table.header]
         positions = _positions(path, header, first, indicators)
         latest = _latest_position(path, header, first)
         best: dict[str, tuple[str, int]] = {}
         values: dict[str, dict[str, float | str | None]] = {}
-        for line, row in enumerate(reader, start=2):
-            _read_row(line, row, header, positions, latest, normalise, indicators, report, best, values)
+        for record in table.records:
+            if record.values is None:
+                report.reject(record.line, record.problem)
+            elif record.values:
+                _read_row(record.line, record.values, positions, latest, normalise, indicators, report, best, values)
     return IndicatorValues(values, {key: line for key, (_, line) in best.items()})
 
 
 def _positions(path: Path, header: list[str], first: Indicator, indicators: Sequence[Indicator]) -> dict:
-    wanted = {"key": column_key(first.key), **{i.id: column_key(i.column) for i in indicators}}
+    wanted = {"key": tabular.header_key(first.key), **{i.id: tabular.header_key(i.column) for i in indicators}}
     missing = [col for col in wanted.values() if col not in header]
     if missing:
         raise IngestError(f"{path}: missing columns {missing}; found {header[:20]}")
@@ -108,20 +97,18 @@ def _positions(path: Path, header: list[str], first: Indicator, indicators: Sequ
 def _latest_position(path: Path, header: list[str], first: Indicator) -> int | None:
     if not first.latest:
         return None
-    col = column_key(first.latest)
+    col = tabular.header_key(first.latest)
     if col not in header:
         raise IngestError(f"{path}: missing column {first.latest!r} (the indicator's `latest`)")
     return header.index(col)
 
 
-def _read_row(line, row, header, positions, latest, normalise, indicators, report, best, values) -> None:
+def _read_row(line, row, positions, latest, normalise, indicators, report, best, values) -> None:
     """Parse one row into `values`, keeping per key the row with the highest `latest` column."""
-    if len(row) != len(header):
-        report.reject(line, f"{len(row)} fields where the header has {len(header)}")
-        return
-    key = normalise(row[positions["key"]])
+    raw_key = row[positions["key"]]
+    key = normalise(raw_key)
     if not key:
-        report.reject(line, f"no usable key in column {indicators[0].key!r}")
+        report.reject(line, f"column {indicators[0].key!r}: {raw_key!r} is not a valid {indicators[0].level} key")
         return
     try:
         parsed = {i.id: parse_value(i, row[positions[i.id]]) for i in indicators}

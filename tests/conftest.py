@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import itertools
-import math
 import os
-from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -15,8 +15,15 @@ import shapely
 from psycopg import sql
 from shapely.geometry import MultiPolygon, Point, box
 
+from ingest.clusters import build_clusters
+from ingest.job import run
+from ingest.manifest import load_manifest
+from ingest.report import Report
 from tileserver.dataset import Clusters, Dataset, Field, Generalised, Layer
-from tileserver.grid import ORIGIN, tile_size, to_mercator
+from tileserver.grid import to_mercator
+from tileserver.settings import Settings
+from tileserver.stores import open_store
+from tileserver.stores.base import VersionInfo
 
 # uai, nom, type, statut, code_commune, education_prioritaire, effectif, ips, lon, lat
 SCHOOLS = [
@@ -57,7 +64,7 @@ COMMUNE_FIELDS = [
     Field("ips", "number", "Indice de position sociale (moyenne)", theme="contexte"),
 ]
 
-CLUSTER_ZOOMS = (0, 6)
+CLUSTER_MAXZOOM = 8
 CLUSTER_CELLS = 4
 
 
@@ -67,7 +74,7 @@ def small_dataset() -> Dataset:
     return Dataset(
         layers={"etablissements": schools_layer(), "communes": communes_layer()},
         clusters=clusters(),
-        cluster_maxzoom=8,
+        cluster_maxzoom=CLUSTER_MAXZOOM,
         cluster_cells=CLUSTER_CELLS,
         catalogue=[
             {"id": "ips", "level": "etablissements", "title": "Indice de position sociale", "unit": ""},
@@ -132,29 +139,11 @@ def mercator(geom):
 
 
 def clusters() -> Clusters:
-    """The schools grouped by (zoom, cell, type, statut), as the ingest pyramid does."""
-    groups: dict[tuple, list] = defaultdict(lambda: [0, 0.0, 0.0, 0.0, 0])
-    for _, _, kind, statut, _, _, _, ips, lon, lat in SCHOOLS:
-        x, y = to_mercator(lon, lat)
-        for z in CLUSTER_ZOOMS:
-            size = tile_size(z) / CLUSTER_CELLS
-            cell = (z, math.floor((x + ORIGIN) / size), math.floor((ORIGIN - y) / size), kind, statut)
-            group = groups[cell]
-            group[0] += 1
-            group[1] += x
-            group[2] += y
-            if ips is not None:
-                group[3] += ips
-                group[4] += 1
-    keys, totals = list(groups), list(groups.values())
-    columns = {
-        name: np.array([k[i] for k in keys], dtype=np.int64 if i < 3 else object)
-        for i, name in enumerate(("z", "cx", "cy", "type", "statut"))
-    }
-    sums = [("n", np.int64), ("sx", float), ("sy", float), ("ips_sum", float), ("ips_n", np.int64)]
-    for i, (name, dtype) in enumerate(sums):
-        columns[name] = np.array([t[i] for t in totals], dtype=dtype)
-    return Clusters(columns=columns, sums=["ips"])
+    """The schools grouped by (zoom, cell, type, statut), by the ingest's own clustering."""
+    xy = np.array([to_mercator(s[8], s[9]) for s in SCHOOLS])
+    ips = np.array([np.nan if s[7] is None else s[7] for s in SCHOOLS])
+    return build_clusters(xy[:, 0], xy[:, 1], [s[2] for s in SCHOOLS], [s[3] for s in SCHOOLS], {"ips": ips},
+                          maxzoom=CLUSTER_MAXZOOM, cells=CLUSTER_CELLS)
 
 
 # PostGIS: the server named by ECARTO_TEST_POSTGIS. An unreachable server fails the tests that use it.
@@ -195,3 +184,158 @@ def postgis_url(postgis_template) -> str:
     yield _create_database(name, template=postgis_template)
     with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
         _drop_database(admin, name)
+
+
+# The national-scale data of ../shared/data, ingested once per test session into each store.
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("ECARTO_DATA", REPO.parent / "shared" / "data"))
+
+
+@dataclass
+class Ingested:
+    """A store holding the national data, with what the ingest reported."""
+
+    url: str
+    version: VersionInfo
+    report: Report
+    cache_dir: Path
+
+
+def ingest_into(url: str, cache_dir: Path, manifest_path: Path = REPO / "sources" / "local.toml") -> Ingested:
+    """Run the real ingest of a manifest into the store at `url`."""
+    settings = Settings(database=url, version_check_seconds=0)
+    store = open_store(url, settings)
+    try:
+        version, report = run(load_manifest(manifest_path), store, cache_dir=cache_dir, progress=False)
+    finally:
+        store.close()
+    return Ingested(url, version, report, cache_dir)
+
+
+@pytest.fixture(scope="session")
+def national_gpkg(tmp_path_factory) -> Ingested:
+    """../shared/data ingested into a GeoPackage (about 30 s, once per session)."""
+    folder = tmp_path_factory.mktemp("national")
+    return ingest_into(str(folder / "ecarto.gpkg"), folder / "cache")
+
+
+@pytest.fixture(scope="session")
+def national_postgis(tmp_path_factory, postgis_template) -> Ingested:
+    """../shared/data ingested into a PostGIS database of its own (once per session)."""
+    url = _create_database(f"ecarto_national_{os.getpid()}", template=postgis_template)
+    yield ingest_into(url, tmp_path_factory.mktemp("national-pg") / "cache")
+    with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
+        _drop_database(admin, urlsplit(url).path.lstrip("/"))
+
+
+# OGC API - Features: a few hundred schools in four départements, published once per session to
+# each store; the feature tests run against both (`feature_store`), and compare them (`*_store`).
+FEATURE_DEPARTEMENTS = [
+    # code, nom, lon/lat box, schools
+    ("35", "Ille-et-Vilaine", (-2.0, 47.6, -1.0, 48.6), 420),
+    ("94", "Val-de-Marne", (2.3, 48.68, 2.6, 48.86), 160),
+    ("971", "Guadeloupe", (-61.8, 15.85, -61.0, 16.5), 45),
+    ("974", "La Réunion", (55.2, -21.4, 55.85, -20.85), 45),
+]
+FEATURE_SCHOOL_FIELDS = [
+    Field("uai", "string", "UAI"),
+    Field("nom", "string", "Nom"),
+    Field("type", "string", "Type"),
+    Field("statut", "string", "Statut"),
+    Field("code_departement", "string", "Code département"),
+    Field("education_prioritaire", "boolean", "Éducation prioritaire"),
+    Field("effectif", "integer", "Élèves", unit="élèves"),
+    Field("ips", "number", "Indice de position sociale"),
+]
+_UAI_LETTERS = "ABCDEFGHJKLMNPRSTUVWXYZ"
+
+
+def uai(number: int) -> str:
+    """A valid UAI: seven digits and their check letter."""
+    return f"{number:07d}{_UAI_LETTERS[number % 23]}"
+
+
+@pytest.fixture(scope="session")
+def features_dataset() -> Dataset:
+    """Schools spread over four départements (two overseas), with every field type and unknown values."""
+    rng = np.random.default_rng(2026)
+    rows = []
+    for code, _, (w, s, e, n), count in FEATURE_DEPARTEMENTS:
+        for i in range(count):
+            kind = ("ecole", "ecole", "college", "lycee", "erea")[i % 5]
+            name = {0: f"École Jules-Ferry n°{i}", 1: f"L'École du Parc {i}", 2: f"Collège Anne de Bretagne {i}",
+                    3: f"Lycée Chateaubriand {i}", 4: f"EREA 100% réussite_{i}"}[i % 5]
+            rows.append((
+                uai(int(code.ljust(3, "0")) * 10_000 + i), name, kind, ("public", "prive")[i % 7 == 3], code,
+                None if i % 11 == 0 else i % 3 == 0, None if i % 13 == 0 else int(rng.integers(40, 1500)),
+                None if i % 9 == 0 else round(float(rng.uniform(60, 140)), 1),
+                Point(rng.uniform(w, e), rng.uniform(s, n)),
+            ))
+    schools = Layer(
+        id="etablissements", title="Établissements", description="Écoles, collèges et lycées",
+        geometry_type="Point", key="uai", fields=list(FEATURE_SCHOOL_FIELDS), ids=[r[0] for r in rows],
+        columns={f.name: [r[i] for r in rows] for i, f in enumerate(FEATURE_SCHOOL_FIELDS)},
+        geometries=np.array([r[-1] for r in rows], dtype=object),
+    )
+    departements = Layer(
+        id="departements", title="Départements", description="Départements", geometry_type="MultiPolygon",
+        key="code", fields=[Field("code", "string", "Code"), Field("nom", "string", "Nom"),
+                            Field("etablissements", "integer", "Établissements")],
+        ids=[d[0] for d in FEATURE_DEPARTEMENTS],
+        columns={"code": [d[0] for d in FEATURE_DEPARTEMENTS], "nom": [d[1] for d in FEATURE_DEPARTEMENTS],
+                 "etablissements": [d[3] for d in FEATURE_DEPARTEMENTS]},
+        geometries=np.array([MultiPolygon([box(*d[2])]) for d in FEATURE_DEPARTEMENTS], dtype=object),
+    )
+    one_cluster = {"z": [0], "cx": [0], "cy": [0], "type": ["ecole"], "statut": ["public"], "n": [len(rows)],
+                   "sx": [0.0], "sy": [0.0]}
+    return Dataset(
+        layers={"etablissements": schools, "departements": departements},
+        clusters=Clusters({k: np.array(v, dtype=object if k in ("type", "statut") else None)
+                           for k, v in one_cluster.items()}, sums=[]),
+        cluster_maxzoom=8, cluster_cells=4, catalogue=[], report={},
+    )
+
+
+@pytest.fixture(scope="session")
+def geopackage_store(tmp_path_factory, features_dataset):
+    """The embedded store serving `features_dataset`."""
+    from tileserver.settings import Settings
+    from tileserver.stores.geopackage import GeoPackageStore
+
+    path = str(tmp_path_factory.mktemp("features") / "features.gpkg")
+    store = GeoPackageStore(path, Settings(database=path))
+    store.publish(features_dataset)
+    yield store
+    store.close()
+
+
+@pytest.fixture(scope="session")
+def postgis_store(postgis_template, tmp_path_factory, features_dataset):
+    """The PostGIS store serving `features_dataset`, in a database of its own for the session."""
+    from tileserver.settings import Settings
+    from tileserver.stores.postgis import PostGISStore
+
+    name = f"ecarto_test_features_{os.getpid()}"
+    url = _create_database(name, template=postgis_template)
+    settings = Settings(database=url, assets_dir=str(tmp_path_factory.mktemp("assets")))
+    store = PostGISStore(url, settings)
+    store.publish(features_dataset)
+    yield store
+    store.close()
+    with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
+        _drop_database(admin, name)
+
+
+@pytest.fixture(scope="session", params=["geopackage", "postgis"])
+def feature_store(request):
+    """Each store in turn, serving the same `features_dataset`."""
+    return request.getfixturevalue(f"{request.param}_store")
+
+
+@pytest.fixture(scope="session")
+def feature_app(feature_store):
+    """An app over `feature_store`."""
+    from tileserver.app import create_app
+    from tileserver.settings import Settings
+
+    return create_app(Settings(database=feature_store.url, max_limit=1000), store=feature_store)

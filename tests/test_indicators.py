@@ -39,8 +39,8 @@ def test_reads_values_and_rejects_broken_rows_with_their_line(tmp_path):
     reasons = {r.line: r.reason for r in report.rejections}
     assert "not a number" in reasons[4]
     assert "yes/no" in reasons[5]
-    assert "no usable key" in reasons[6]
-    assert "2 fields" in reasons[7]
+    assert "'' is not a valid etablissements key" in reasons[6]
+    assert "2 columns instead of 3" in reasons[7]
     assert "duplicate key 0010001W (kept line 2)" in reasons[8]
 
 
@@ -64,11 +64,12 @@ def test_missing_column_is_an_ingest_error(tmp_path):
 
 
 def test_join_rejects_rows_of_unknown_schools(tmp_path):
-    values, report = table(tmp_path, "UAI;Débit Mbps;Fibre\n0010001W;10;oui\n9999999Z;20;non\n")
+    values, report = table(tmp_path, "UAI;Débit Mbps;Fibre\n0010001W;10;oui\n0010003Y;20;non\n9999999Z;1;oui\n")
     joined = join_to_schools(["0010001W", "0010002X"], [(values, report, [SPEED, FIBRE])])
     assert joined["debit"][0] == 10 and math.isnan(joined["debit"][1])
-    assert report.loaded == 1 and report.rejected == 1 and report.read == 2
-    assert report.rejections[0].line == 3 and "not among the loaded schools" in report.rejections[0].reason
+    assert report.loaded == 1 and report.rejected == 2 and report.read == 3
+    assert "'9999999Z' is not a valid etablissements key" in report.rejections[0].reason
+    assert report.rejections[1].line == 3 and "not among the loaded schools" in report.rejections[1].reason
 
 
 def test_aggregate_by_territory_matches_a_hand_count():

@@ -1,4 +1,4 @@
-"""The `ecarto` command: `ingest` publishes a data version, `serve` runs the server under gunicorn."""
+"""The `ecarto` command: `ingest` publishes a data version, `serve` runs it under gunicorn, `seed` tiles it."""
 
 from __future__ import annotations
 
@@ -53,6 +53,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--workers", type=int, default=2)
     serve.add_argument("--threads", type=int, default=4)
     serve.set_defaults(run=_serve)
+
+    seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive")
+    seed.add_argument("--output", type=Path, required=True, help="the .pmtiles file to write")
+    seed.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
+    seed.add_argument("--layers", help="comma list of collections (default: all)")
+    seed.add_argument("--minzoom", type=int, help="first zoom (default: the lowest of the layers)")
+    seed.add_argument("--maxzoom", type=int, help="last zoom (default: the highest of the layers)")
+    seed.add_argument("--workers", type=int, help="threads making tiles (default: one per CPU)")
+    seed.set_defaults(run=_seed)
     return parser
 
 
@@ -74,6 +83,26 @@ def _ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _seed(args: argparse.Namespace) -> int:
+    from tileserver.errors import Unavailable
+    from tileserver.seed import seed
+    from tileserver.stores import open_store
+
+    settings = Settings.from_env(database=args.database)
+    store = open_store(settings.database, settings)
+    try:
+        snapshot = store.current()
+        if snapshot is None:
+            raise Unavailable(f"nothing is published in {settings.database}: run `ecarto ingest` first")
+        layers = args.layers.split(",") if args.layers else None
+        report = seed(snapshot, args.output, layers=layers, minzoom=args.minzoom, maxzoom=args.maxzoom,
+                      workers=args.workers)
+    finally:
+        store.close()
+    print(report.summary())
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> NoReturn:
     settings = Settings.from_env(database=args.database)  # validates before gunicorn starts
     os.environ["ECARTO_DATABASE"] = settings.database
@@ -81,3 +110,5 @@ def _serve(args: argparse.Namespace) -> NoReturn:
                "--threads", str(args.threads), "--access-logfile", "-", "tileserver:create_app()"]
     print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
     os.execv(sys.executable, command)
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,374 @@
+"""The PostGIS store against a real database: publish, reads, atomic switch, pruning, read-only role.
+
+Each test gets its own database (`postgis_url` in conftest.py), so tests never see each other's
+versions, nor those of any other suite using the same server. An unreachable server fails the
+tests: it is never a reason to skip them.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+import pytest
+import shapely
+from psycopg import errors, sql
+from psycopg.conninfo import make_conninfo
+from shapely.geometry import box
+
+from tileserver.errors import BadRequest, NotFound, Unavailable
+from tileserver.grid import BBox, to_mercator
+from tileserver.settings import Settings
+from tileserver.stores.base import FeatureQuery
+from tileserver.stores.postgis import PostGISStore, grant_read_only
+
+
+@pytest.fixture
+def read_only_role(postgis_url):
+    """A role name of this run's own, dropped afterwards (roles belong to the whole server)."""
+    role = f"ecarto_reader_{os.getpid()}"
+    yield role
+    with psycopg.connect(postgis_url, autocommit=True) as conn:
+        if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [role]).fetchone():
+            conn.execute(sql.SQL("DROP OWNED BY {name}; DROP ROLE {name}").format(name=sql.Identifier(role)))
+
+
+@pytest.fixture
+def settings(postgis_url, tmp_path) -> Settings:
+    return Settings(database=postgis_url, assets_dir=str(tmp_path / "assets"), version_check_seconds=0)
+
+
+@pytest.fixture
+def store(settings):
+    store = PostGISStore(settings.database, settings)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def snapshot(store, small_dataset):
+    store.publish(small_dataset)
+    return store.current()
+
+
+def ids(page) -> list[str]:
+    return [f.id for f in page.features]
+
+
+def schemas(url: str) -> list[str]:
+    """The version schemas present in the database."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute("SELECT nspname FROM pg_namespace WHERE starts_with(nspname, 'ecarto_v')")
+        return sorted(r[0] for r in rows)
+
+
+def test_nothing_is_served_before_the_first_publish(store):
+    assert store.current() is None
+    assert store.versions() == []
+
+
+def test_publish_makes_the_version_current_with_its_report(store, small_dataset):
+    version = store.publish(small_dataset)
+    snap = store.current()
+    assert snap.version.id == version.id
+    assert snap.version.report == small_dataset.report
+    assert [v.id for v in store.versions()] == [version.id]
+    assert schemas(store.url) == [f"ecarto_v{version.id}"]
+
+
+def test_collections_describe_the_layers(snapshot, small_dataset):
+    infos = {c.id: c for c in snapshot.collections()}
+    assert list(infos) == list(small_dataset.layers)
+    for layer in small_dataset.layers.values():
+        info = infos[layer.id]
+        assert (info.key, info.geometry_type, info.count) == (layer.key, layer.geometry_type, len(layer))
+        assert info.fields == tuple(layer.fields)
+        assert info.extent == pytest.approx(BBox(*shapely.total_bounds(layer.geometries)))
+        assert [(g.minzoom, g.maxzoom) for g in info.generalised] == [
+            (g.minzoom, g.maxzoom) for g in layer.generalised
+        ]
+    assert snapshot.catalogue() == small_dataset.catalogue
+    meta = snapshot.meta()
+    assert (meta["cluster_maxzoom"], meta["cluster_cells"]) == (
+        small_dataset.cluster_maxzoom,
+        small_dataset.cluster_cells,
+    )
+
+
+def test_get_returns_typed_properties_and_the_geometry(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    for i, key in enumerate(layer.ids):
+        feature = snapshot.get("etablissements", key)
+        assert feature.id == key
+        assert feature.geometry.equals_exact(layer.geometries[i], 1e-9)
+        for f in layer.fields:
+            expected = layer.ids[i] if f.name == layer.key else layer.columns[f.name][i]
+            value = feature.properties[f.name]
+            if expected is None or expected != expected:
+                assert value is None
+            else:
+                assert value == expected
+                assert type(value) is {"string": str, "integer": int, "number": float, "boolean": bool}[f.type]
+
+
+def test_get_unknown_feature_is_none_and_unknown_collection_not_found(snapshot):
+    assert snapshot.get("etablissements", "nope") is None
+    with pytest.raises(NotFound):
+        snapshot.get("ecoles", "0350001A")
+
+
+def test_query_pages_in_key_order_with_exact_match_count(snapshot, small_dataset):
+    keys = sorted(small_dataset.layers["etablissements"].ids)
+    pages = [snapshot.query(FeatureQuery("etablissements", limit=2, offset=o)) for o in range(0, len(keys), 2)]
+    assert {p.matched for p in pages} == {len(keys)}
+    assert [k for p in pages for k in ids(p)] == keys
+
+
+def test_query_bbox_keeps_intersecting_features(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    bbox = BBox(-1.7, 48.0, -1.5, 48.2)
+    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.intersects(box(*bbox)))
+    page = snapshot.query(FeatureQuery("etablissements", bbox=bbox, limit=100))
+    assert 0 < page.matched < len(layer)
+    assert ids(page) == expected
+
+
+def test_query_bbox_across_the_antimeridian_goes_east_from_west(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.x >= 2.0 or g.x <= -1.5)
+    page = snapshot.query(FeatureQuery("etablissements", bbox=BBox(2.0, 40.0, -1.5, 50.0), limit=100))
+    assert 0 < len(expected) < len(layer)
+    assert (ids(page), page.matched) == (expected, len(expected))
+
+
+def test_query_bbox_on_polygons_tests_the_shape_not_the_envelope(snapshot):
+    # The L-shaped commune's envelope covers this box, its shape does not.
+    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.11, -1.11, 48.19), limit=10))
+    assert ids(page) == []
+    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.01, -1.11, 48.09), limit=10))
+    assert ids(page) == ["35003"]
+
+
+def test_query_equals_matches_any_value_typed_by_field(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    wanted = {"college", "lycee"}
+    expected = sorted(k for k, t in zip(layer.ids, layer.columns["type"], strict=True) if t in wanted)
+    page = snapshot.query(FeatureQuery("etablissements", equals=(("type", tuple(wanted)),), limit=100))
+    assert (ids(page), page.matched) == (expected, len(expected))
+    page = snapshot.query(FeatureQuery("etablissements", equals=(("effectif", ("420",)),), limit=100))
+    assert ids(page) == [k for k, n in zip(layer.ids, layer.columns["effectif"], strict=True) if n == 420]
+    page = snapshot.query(FeatureQuery("etablissements", equals=(("education_prioritaire", ("true",)),)))
+    flags = layer.columns["education_prioritaire"]
+    assert ids(page) == sorted(k for k, v in zip(layer.ids, flags, strict=True) if v is True)
+
+
+def test_query_sortby_puts_unknown_values_last_and_breaks_ties_by_key(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    rows = list(zip(layer.ids, layer.columns["ips"], strict=True))
+    known = [r for r in rows if r[1] is not None]
+    unknown = sorted(k for k, v in rows if v is None)
+    descending = [k for k, _ in sorted(known, key=lambda r: (-r[1], r[0]))] + unknown
+    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", False),), limit=100))
+    assert ids(page) == descending
+    ascending = [k for k, _ in sorted(known, key=lambda r: (r[1], r[0]))] + unknown
+    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", True),), limit=100))
+    assert ids(page) == ascending
+
+
+def test_query_properties_selects_columns_in_requested_order(snapshot):
+    page = snapshot.query(FeatureQuery("etablissements", properties=("nom", "uai"), limit=1))
+    feature = next(page.features)
+    assert list(feature.properties) == ["nom", "uai"]
+    assert feature.geometry is not None
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        FeatureQuery("etablissements", properties=("nom", "password")),
+        FeatureQuery("etablissements", sortby=(('nom"; DROP TABLE x; --', True),)),
+        FeatureQuery("etablissements", equals=(("nope", ("x",)),)),
+        FeatureQuery("etablissements", equals=(("effectif", ("many",)),)),
+        FeatureQuery("etablissements", equals=(("education_prioritaire", ("maybe",)),)),
+        FeatureQuery("etablissements", filter=object()),
+        FeatureQuery("etablissements", limit=-1),
+        FeatureQuery("etablissements", offset=-5),
+    ],
+)
+def test_query_rejects_what_it_cannot_answer(snapshot, query):
+    with pytest.raises(BadRequest):
+        snapshot.query(query)
+
+
+def test_query_unknown_collection_is_not_found(snapshot):
+    with pytest.raises(NotFound):
+        snapshot.query(FeatureQuery("ecoles"))
+
+
+def test_an_abandoned_page_gives_its_connection_back(settings, small_dataset):
+    store = PostGISStore(settings.database, settings.replace(db_pool_size=1, db_timeout_seconds=2))
+    try:
+        store.publish(small_dataset)
+        page = store.current().query(FeatureQuery("etablissements", limit=100))
+        next(page.features)  # the page now holds the only connection
+        page.features.close()
+        assert store.current().get("etablissements", small_dataset.layers["etablissements"].ids[0])
+    finally:
+        store.close()
+
+
+def test_physical_schema_for_tiles(store, snapshot, small_dataset):
+    schema = sql.Identifier(snapshot.schema)
+    with psycopg.connect(store.url) as conn:
+        x, y = conn.execute(
+            sql.SQL("SELECT ST_X(geom3857), ST_Y(geom3857) FROM {}.etablissements ORDER BY fid LIMIT 1").format(
+                schema
+            )
+        ).fetchone()
+        generalised = conn.execute(
+            sql.SQL("SELECT code, minzoom, maxzoom FROM {}.communes_generalised ORDER BY 2, 1").format(schema)
+        ).fetchall()
+        clusters = conn.execute(sql.SQL("SELECT count(*), sum(n) FROM {}.clusters").format(schema)).fetchone()
+        indexes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE schemaname = %s", [snapshot.schema]
+            )
+        }
+    first = small_dataset.layers["etablissements"].geometries[0]
+    assert (x, y) == pytest.approx(to_mercator(first.x, first.y), abs=1e-6)
+    communes = small_dataset.layers["communes"]
+    expected = sorted(
+        (k, g.minzoom, g.maxzoom)
+        for g in communes.generalised
+        for k, geom in zip(communes.ids, g.geometries, strict=True)
+        if geom is not None
+    )
+    assert sorted(generalised) == expected
+    assert clusters == (len(small_dataset.clusters), int(small_dataset.clusters.columns["n"].sum()))
+    assert any("USING gist (geom3857)" in d and ".etablissements " in d for d in indexes)
+    assert any("USING gist (geom)" in d and ".communes_generalised " in d for d in indexes)
+    assert any("(z, cx, cy)" in d for d in indexes)
+
+
+def test_rasters_are_copied_into_the_version_folder(store, settings, small_dataset, tmp_path):
+    source = tmp_path / "ingest" / "density.tif"
+    source.parent.mkdir()
+    source.write_bytes(b"not really a tiff")
+    small_dataset.rasters = {"density": {"path": str(source), "title": "Densité"}}
+    version = store.publish(small_dataset)
+    rasters = store.current().meta()["rasters"]
+    target = Path(settings.assets_dir).resolve() / version.id / "density.tif"
+    assert rasters == {"density": {"path": str(target), "title": "Densité"}}
+    assert target.read_bytes() == b"not really a tiff"
+
+
+def test_a_failed_publish_leaves_the_previous_version_served(store, settings, small_dataset, tmp_path):
+    first = store.publish(small_dataset)
+    source = tmp_path / "r.tif"
+    source.write_bytes(b"x")
+    small_dataset.rasters = {"r": {"path": str(source)}}
+    small_dataset.layers["communes"].columns["etablissements"][0] = "many"  # fails the second COPY
+    with pytest.raises(ValueError):
+        store.publish(small_dataset)
+    assert store.current().version.id == first.id
+    assert [v.id for v in store.versions()] == [first.id]
+    assert schemas(store.url) == [f"ecarto_v{first.id}"]
+    assert not (Path(settings.assets_dir).exists() and any(Path(settings.assets_dir).iterdir()))
+
+
+def test_a_database_error_midway_rolls_back_too(store, small_dataset):
+    first = store.publish(small_dataset)
+    small_dataset.layers["communes"].ids[1] = small_dataset.layers["communes"].ids[0]  # duplicate key
+    with pytest.raises(errors.UniqueViolation):
+        store.publish(small_dataset)
+    assert store.current().version.id == first.id
+    assert schemas(store.url) == [f"ecarto_v{first.id}"]
+
+
+def test_publish_keeps_the_previous_version_and_drops_older_and_unmarked_ones(store, settings, small_dataset):
+    first = store.publish(small_dataset)
+    with psycopg.connect(store.url, autocommit=True) as conn:
+        conn.execute('CREATE SCHEMA "ecarto_v20000101T000000000000"')  # left by a killed run
+    killed_files = Path(settings.assets_dir) / "20000101T000000000000"
+    killed_files.mkdir(parents=True)
+    second = store.publish(small_dataset)
+    assert schemas(store.url) == [f"ecarto_v{first.id}", f"ecarto_v{second.id}"]
+    assert not killed_files.exists()
+    third = store.publish(small_dataset)
+    assert schemas(store.url) == [f"ecarto_v{second.id}", f"ecarto_v{third.id}"]
+    assert [v.id for v in store.versions()] == [third.id, second.id, first.id]
+    assert store.current().version.id == third.id
+
+
+def test_concurrent_publishes_take_turns(settings, small_dataset):
+    stores = [PostGISStore(settings.database, settings) for _ in range(3)]
+    try:
+        with ThreadPoolExecutor(len(stores)) as pool:
+            published = sorted(v.id for v in pool.map(lambda s: s.publish(small_dataset), stores))
+        assert [v.id for v in stores[0].versions()] == published[::-1]
+        assert stores[0].current().version.id == published[-1]
+        assert schemas(settings.database) == [f"ecarto_v{i}" for i in published[-2:]]
+    finally:
+        for store in stores:
+            store.close()
+
+
+def test_a_new_version_shows_after_version_check_seconds(settings, store, small_dataset):
+    first = store.publish(small_dataset)
+    reader = PostGISStore(settings.database, settings.replace(version_check_seconds=0.5))
+    try:
+        assert reader.current().version.id == first.id
+        second = store.publish(small_dataset)
+        assert reader.current().version.id == first.id
+        time.sleep(0.6)
+        assert reader.current().version.id == second.id
+    finally:
+        reader.close()
+
+
+def test_an_unreachable_database_is_unavailable_quickly(tmp_path):
+    settings = Settings(db_timeout_seconds=1, assets_dir=str(tmp_path))
+    store = PostGISStore("postgresql://postgres@127.0.0.1:1/none", settings)
+    started = time.monotonic()
+    try:
+        with pytest.raises(Unavailable) as raised:
+            store.current()
+    finally:
+        store.close()
+    assert raised.value.retry_after == 5
+    assert time.monotonic() - started < 5
+
+
+def test_the_read_only_role_reads_but_cannot_write(store, small_dataset, read_only_role):
+    version = store.publish(small_dataset)
+    grant_read_only(store.url, read_only_role)
+    reader_url = make_conninfo(store.url, user=read_only_role)
+    reader = PostGISStore(reader_url, Settings(version_check_seconds=0))
+    try:
+        assert reader.current().query(FeatureQuery("communes")).matched == len(small_dataset.layers["communes"])
+    finally:
+        reader.close()
+    table = sql.Identifier(f"ecarto_v{version.id}", "communes")
+    with psycopg.connect(reader_url, autocommit=True) as conn:
+        with pytest.raises(errors.ReadOnlySqlTransaction):
+            conn.execute(sql.SQL("INSERT INTO {} (code) VALUES ('x')").format(table))
+        conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(sql.SQL("INSERT INTO {} (code) VALUES ('x')").format(table))
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute("UPDATE ecarto.versions SET current = false")
+
+
+def test_the_read_only_role_reads_versions_published_after_the_grant(store, small_dataset, read_only_role):
+    store.publish(small_dataset)
+    grant_read_only(store.url, read_only_role)
+    store.publish(small_dataset)
+    reader = PostGISStore(make_conninfo(store.url, user=read_only_role), Settings())
+    try:
+        assert reader.current().get("communes", "35001").id == "35001"
+    finally:
+        reader.close()

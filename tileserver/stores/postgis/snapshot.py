@@ -1,0 +1,116 @@
+"""Read one published version: a schema that never changes, described by metadata loaded once."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import shapely
+
+from tileserver.dataset import Field
+from tileserver.errors import NotFound
+from tileserver.grid import BBox, Tile
+from tileserver.stores.base import (
+    CollectionInfo,
+    Feature,
+    FeaturePage,
+    FeatureQuery,
+    GeneralisedRange,
+    TileFilter,
+    VersionInfo,
+)
+from tileserver.stores.postgis import tiles
+from tileserver.stores.postgis.database import Database
+from tileserver.stores.postgis.query import all_properties, feature_by_key_sql, feature_sql
+from tileserver.stores.postgis.versions import version_schema
+
+BATCH = 500  # rows fetched from the server-side cursor at a time
+
+
+class PostGISSnapshot:
+    """One version schema; every read of a request made through it sees the same data."""
+
+    def __init__(self, db: Database, version: VersionInfo, meta: dict):
+        self.version = version
+        self.schema = version_schema(version.id)
+        self.db = db
+        self._meta = meta
+        self._collections = {c["id"]: _collection_info(c) for c in meta["collections"]}
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection of this version, in published order."""
+        return list(self._collections.values())
+
+    def catalogue(self) -> list[dict]:
+        """The indicator catalogue this version was built with."""
+        return copy.deepcopy(self._meta["catalogue"])
+
+    def meta(self) -> dict:
+        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters."""
+        keys = ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")
+        return copy.deepcopy({k: self._meta[k] for k in keys})
+
+    def collection(self, collection: str) -> CollectionInfo:
+        """A collection's description, or NotFound."""
+        info = self._collections.get(collection)
+        if info is None:
+            raise NotFound(f"no collection {collection!r}")
+        return info
+
+    def get(self, collection: str, fid: str) -> Feature | None:
+        """One feature by its key (a text column, as `uai` and `code` are), or None."""
+        info = self.collection(collection)
+        with self.db.connection() as conn, conn.cursor(binary=True) as cur:
+            row = cur.execute(feature_by_key_sql(self.schema, info), [fid]).fetchone()
+        return None if row is None else next(_features([row], all_properties(info)))
+
+    def query(self, q: FeatureQuery) -> FeaturePage:
+        """Features matching a query, sortby then key order; the rows stream as they are read."""
+        info = self.collection(q.collection)
+        statement = feature_sql(self.schema, info, q)
+        matched = info.count
+        if statement.count is not None:
+            with self.db.connection() as conn:
+                matched = conn.execute(statement.count, statement.where_params).fetchone()[0]
+        return FeaturePage(self._stream(statement.rows, statement.page_params, statement.properties), matched)
+
+    def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
+        """One Mapbox Vector Tile holding the named layers (b'' when empty), encoded by PostGIS."""
+        infos = [self.collection(name) for name in layers]
+        return tiles.encode_tile(self.db, self.schema, infos, self._meta, tile, filters)
+
+    def _stream(self, statement: Any, params: list, properties: tuple[str, ...]) -> Iterator[Feature]:
+        """Features read through a server-side cursor, a batch at a time, holding a connection meanwhile."""
+        with (
+            self.db.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="features", binary=True) as cur,
+        ):
+            cur.execute(statement, params)
+            while rows := cur.fetchmany(BATCH):
+                yield from _features(rows, properties)
+
+
+def _features(rows: Sequence[Sequence], properties: tuple[str, ...]) -> Iterator[Feature]:
+    """Features from (key, WKB, *properties) rows, geometries decoded in one call."""
+    geometries = shapely.from_wkb([row[1] for row in rows])
+    for row, geometry in zip(rows, geometries, strict=True):
+        yield Feature(str(row[0]), geometry, dict(zip(properties, row[2:], strict=True)))
+
+
+def _collection_info(entry: dict) -> CollectionInfo:
+    """A collection's description from its metadata entry."""
+    return CollectionInfo(
+        id=entry["id"],
+        title=entry["title"],
+        description=entry["description"],
+        geometry_type=entry["geometry_type"],
+        key=entry["key"],
+        fields=tuple(Field(**f) for f in entry["fields"]),
+        count=entry["count"],
+        extent=BBox(*entry["extent"]),
+        minzoom=entry["minzoom"],
+        maxzoom=entry["maxzoom"],
+        generalised=tuple(GeneralisedRange(*g) for g in entry["generalised"]),
+    )
