@@ -15,16 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import shapely
+from tqdm import tqdm
 
 from ingest import indicators as ind
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator
-from ingest.report import Report
+from ingest.rasters import build_rasters
+from ingest.report import DatasetReport, Report
 from ingest.schools import Schools, read_schools
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
-from tileserver.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Layer
+from tileserver.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
 from tileserver.stores.base import Store, VersionInfo
 
 log = logging.getLogger("ecarto.ingest")
@@ -69,13 +71,20 @@ class Ingest:
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
         self.report = Report()
+        self.bar: tqdm | None = None
 
     def fetch(self, url: str) -> Path:
         """A local file for a source URL (downloaded through the mirror and the disk cache)."""
         return fetch(url, cache_dir=self.cache_dir, mirror=self.mirror, progress=self.progress)
 
     def build(self) -> Dataset:
-        """Read every source and build the complete dataset in memory."""
+        """Read every source and build the complete dataset in memory, with a progress bar."""
+        steps = 6 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
+        with tqdm(total=steps, desc="ingest", unit="step", disable=not self.progress, leave=False) as bar:
+            self.bar = bar
+            return self._build()
+
+    def _build(self) -> Dataset:
         territories = self._step("territories", self.read_territories)
         schools = self._step("schools", self.read_schools)
         self._step("territory codes", lambda: assign_territories(schools, territories, self.report))
@@ -88,10 +97,14 @@ class Ingest:
         for level, terr in territories.items():
             own = [t for t in tables if t[2][0].level == level]
             layers[level] = self._step(
-                f"{level} layer", lambda t=terr, o=own: territory_layer(t, schools, values, self.manifest.indicators, o)
+                f"{level} layer",
+                lambda t=terr, o=own: territory_layer(t, schools, values, self.manifest.indicators, o,
+                                                      self.report.dataset(t.level, "")),
             )
         clusters = self._step("clusters", lambda: school_clusters(schools, values, self.manifest.indicators,
                                                                   self.cluster_maxzoom))
+        rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
+                                                              self.report))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
@@ -99,6 +112,7 @@ class Ingest:
             cluster_cells=DEFAULT_CELLS,
             catalogue=[i.to_dict() for i in self.manifest.indicators],
             report=self.report.to_dict(),
+            rasters=rasters,
         )
 
     def read_territories(self) -> dict[str, Territories]:
@@ -126,9 +140,14 @@ class Ingest:
         return read_schools(path, report=self.report.dataset(SCHOOLS, str(path)), fields=source.fields)
 
     def _step(self, name: str, work: Callable):
+        """Run one step, advancing the progress bar and logging its time."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(name)
         start = time.perf_counter()
         result = work()
         log.info("%-18s %6.1f s", name, time.perf_counter() - start)
+        if self.bar is not None:
+            self.bar.update()
         return result
 
 
@@ -200,7 +219,7 @@ def school_layer(schools: Schools, values: Mapping[str, np.ndarray | list],
 
 
 def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np.ndarray | list],
-                    indicators: Sequence[Indicator], own_tables: list) -> Layer:
+                    indicators: Sequence[Indicator], own_tables: list, report: DatasetReport) -> Layer:
     """A territory level: code, name, parents, school counts and every indicator's aggregate."""
     order = {code: i for i, code in enumerate(terr.codes)}
     aggregates = ind.aggregate(schools.columns[LEVEL_CODE[terr.level]], order, schools.columns["type"],
@@ -220,7 +239,7 @@ def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np
         fields += [Field(i.id, _school_type(i), i.label, i.unit, i.theme, i.description) for i in table[2]]
     minzoom, maxzoom = ZOOM_RANGES[terr.level]
     title, description = TITLES[terr.level]
-    generalised = generalise(to_mercator(terr.geometries), BANDS[terr.level])
+    generalised = generalise(to_mercator(terr.geometries), BANDS[terr.level], report=report)
     return Layer(terr.level, title, description, "MultiPolygon", "code", fields, list(terr.codes), columns,
                  terr.geometries, minzoom, maxzoom, generalised)
 
@@ -232,7 +251,7 @@ def school_clusters(schools: Schools, values: Mapping[str, np.ndarray | list],
     numeric = {i.id: np.asarray(values[i.id], dtype=float) for i in indicators
                if i.level == SCHOOLS and i.kind != "category"}
     statuts = [s or "inconnu" for s in schools.columns["statut"]]
-    types = [t or "autre" for t in schools.columns["type"]]
+    types = [t if t in COUNTED_TYPES else "autre" for t in schools.columns["type"]]
     return build_clusters(x, y, types, statuts, numeric, maxzoom=maxzoom)
 
 

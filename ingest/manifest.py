@@ -2,7 +2,8 @@
 
 A manifest is TOML. Top-level tables `schools`, `communes`, `epci`, `departements`, `academies`,
 `regions` each give a `url` (http(s) URL or local path, `.gz` allowed) and optional `fields`
-mappings; `[[indicators]]` entries form the catalogue; `[[rasters]]` entries add GeoTIFFs.
+mappings; `[[indicators]]` entries form the catalogue; `[[rasters]]` entries add GeoTIFFs;
+a top-level `surfaces = false` skips the school density and indicator surfaces.
 `${VAR}` and `${VAR:-default}` expand from the environment, and relative paths resolve against
 the manifest's folder, so one manifest works from any working directory.
 """
@@ -101,6 +102,7 @@ class Manifest:
     indicators: list[Indicator]
     rasters: list[RasterSource]
     origin: str
+    surfaces: bool = True  # derive density and indicator surfaces from the schools
 
 
 def default_manifest_path() -> Path:
@@ -126,7 +128,10 @@ def load_manifest(path: Path | str | None = None) -> Manifest:
     _check_unique([i.id for i in indicators], "indicator", path)
     rasters = [_raster(entry, path) for entry in raw.get("rasters", [])]
     _check_unique([r.id for r in rasters], "raster", path)
-    return Manifest(sources, indicators, rasters, str(path))
+    surfaces = raw.get("surfaces", True)
+    if not isinstance(surfaces, bool):
+        raise ConfigError(f"{path}: `surfaces` must be true or false")
+    return Manifest(sources, indicators, rasters, str(path), surfaces)
 
 
 def _expand(value: Any, base: Path) -> Any:

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need beyond Python: PostGIS on the local PostgreSQL 15,
-# GDAL's command-line clients (a real OGC API and MVT client), Chromium (browser tests), wrk (load).
+# GDAL's command-line clients (a real OGC API and MVT client), Chromium (browser tests), wrk (load),
+# nginx-light (the static-file ceiling of `make bench`, which runs its own nginx on a free port).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
-packages=(postgresql-15-postgis-3 gdal-bin chromium wrk)
+packages=(postgresql-15-postgis-3 gdal-bin chromium wrk nginx-light)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then

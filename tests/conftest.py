@@ -203,7 +203,7 @@ class Ingested:
 
 def ingest_into(url: str, cache_dir: Path, manifest_path: Path = REPO / "sources" / "local.toml") -> Ingested:
     """Run the real ingest of a manifest into the store at `url`."""
-    settings = Settings(database=url, version_check_seconds=0)
+    settings = Settings(database=url, version_check_seconds=0, assets_dir=str(cache_dir.parent / "assets"))
     store = open_store(url, settings)
     try:
         version, report = run(load_manifest(manifest_path), store, cache_dir=cache_dir, progress=False)
@@ -339,3 +339,24 @@ def feature_app(feature_store):
     from tileserver.settings import Settings
 
     return create_app(Settings(database=feature_store.url, max_limit=1000), store=feature_store)
+
+
+# Styles, map, sheets and QGIS: every collection and the real catalogue (see tests/themed.py).
+@pytest.fixture(scope="session")
+def themed_store(tmp_path_factory):
+    """A GeoPackage store serving `themed.themed_dataset()`."""
+    from tests.themed import themed_dataset
+
+    path = str(tmp_path_factory.mktemp("themed") / "ecarto.gpkg")
+    store = open_store(path, Settings(database=path))
+    store.publish(themed_dataset())
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def themed_app(themed_store):
+    """An app over `themed_store`."""
+    from tileserver.app import create_app
+
+    return create_app(Settings(database=themed_store.url), store=themed_store)

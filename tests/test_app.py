@@ -23,7 +23,7 @@ def test_settings_read_the_environment_once_and_validate():
 
 
 def test_unknown_store_url_is_a_config_error(tmp_path):
-    with pytest.raises(ConfigError, match="expected a path ending in .gpkg"):
+    with pytest.raises(ConfigError, match=r"expected a path ending in \.gpkg"):
         create_app(Settings(database=str(tmp_path / "data.sqlite")))
 
 

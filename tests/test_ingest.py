@@ -10,9 +10,8 @@ import signal
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
 
 from ingest.manifest import load_manifest
 from tests.conftest import DATA, REPO, ingest_into
@@ -20,9 +19,18 @@ from tileserver.cli import main
 from tileserver.settings import Settings
 from tileserver.stores import open_store
 
+SAMPLE_35 = DATA / "annuaire-education-samples/annuaire-education-35-ille-et-vilaine-2023.csv"
+SAMPLE_94 = DATA / "annuaire-education-samples/annuaire-education-94-val-de-marne-2026.csv"
 
+
+@contextmanager
 def snapshot_of(url: str):
-    return open_store(url, Settings(database=url, version_check_seconds=0)).current()
+    """The current snapshot of a store, which is closed afterwards."""
+    store = open_store(url, Settings(database=url, version_check_seconds=0))
+    try:
+        yield store.current()
+    finally:
+        store.close()
 
 
 def data_rows(path: Path) -> int:
@@ -52,8 +60,8 @@ def test_every_dataset_reconciles(national_gpkg):
 def test_published_counts_match_the_report_and_both_stores_agree(national_gpkg, national_postgis):
     counts = {}
     for ingested in (national_gpkg, national_postgis):
-        snap = snapshot_of(ingested.url)
-        counts[ingested.url] = {c.id: c.count for c in snap.collections()}
+        with snapshot_of(ingested.url) as snap:
+            counts[ingested.url] = {c.id: c.count for c in snap.collections()}
         loaded = {d["name"]: d["loaded"] for d in ingested.report.to_dict()["datasets"]}
         for collection, count in counts[ingested.url].items():
             assert count == loaded[collection], collection
@@ -63,9 +71,8 @@ def test_published_counts_match_the_report_and_both_stores_agree(national_gpkg, 
 
 
 def test_schools_get_every_territory_code_and_indicators(national_gpkg):
-    snap = snapshot_of(national_gpkg.url)
-    page = snap.query(_query("etablissements", limit=2000, offset=30_000))
-    features = list(page.features)
+    with snapshot_of(national_gpkg.url) as snap:
+        features = list(snap.query(_query("etablissements", limit=2000, offset=30_000)).features)
     for key in ("code_commune", "code_departement", "code_academie", "code_region", "code_epci"):
         assert sum(f.properties[key] is None for f in features) <= 2, key
     assert any(f.properties["debit_descendant_mbps"] is not None for f in features)
@@ -73,10 +80,10 @@ def test_schools_get_every_territory_code_and_indicators(national_gpkg):
 
 
 def test_territory_aggregates_add_up(national_gpkg):
-    snap = snapshot_of(national_gpkg.url)
-    regions = list(snap.query(_query("regions", limit=100)).features)
+    with snapshot_of(national_gpkg.url) as snap:
+        regions = list(snap.query(_query("regions", limit=100)).features)
+        schools = next(c.count for c in snap.collections() if c.id == "etablissements")
     placed = sum(r.properties["etablissements"] for r in regions)
-    schools = next(c.count for c in snap.collections() if c.id == "etablissements")
     assert schools - 50 <= placed <= schools  # a few schools lie outside every 2018 polygon
     for r in regions:
         p = r.properties
@@ -87,19 +94,20 @@ def test_territory_aggregates_add_up(national_gpkg):
 
 def test_report_is_kept_with_the_version(national_gpkg):
     store = open_store(national_gpkg.url, Settings(database=national_gpkg.url))
-    assert store.versions()[0].id == national_gpkg.version.id
-    assert store.versions()[0].report == national_gpkg.report.to_dict()
+    newest = store.versions()[0]
+    store.close()
+    assert newest.id == national_gpkg.version.id
+    assert newest.report == national_gpkg.report.to_dict()
 
 
 def test_an_older_layout_with_public_and_private_schools(tmp_path):
     """The 2023 Ille-et-Vilaine export: 69 columns, X/Y in Lambert-93, schools of every type."""
-    manifest = _small_manifest(tmp_path, DATA / "annuaire-education-samples/annuaire-education-35-ille-et-vilaine-2023.csv",
-                               departement="35")
+    manifest = _small_manifest(tmp_path, SAMPLE_35, departement="35")
     result = ingest_into(str(tmp_path / "35.gpkg"), tmp_path / "cache", manifest)
     schools = result.report.datasets["etablissements"]
-    assert schools.read == data_rows(DATA / "annuaire-education-samples/annuaire-education-35-ille-et-vilaine-2023.csv")
-    snap = snapshot_of(str(tmp_path / "35.gpkg"))
-    features = list(snap.query(_query("etablissements", limit=2000)).features)
+    assert schools.read == data_rows(SAMPLE_35)
+    with snapshot_of(str(tmp_path / "35.gpkg")) as snap:
+        features = list(snap.query(_query("etablissements", limit=2000)).features)
     assert len(features) == schools.loaded
     assert {"public", "prive"} <= {f.properties["statut"] for f in features}
     assert {f.properties["code_departement"] for f in features} == {"35"}
@@ -108,35 +116,58 @@ def test_an_older_layout_with_public_and_private_schools(tmp_path):
 
 def test_a_missing_source_fails_clearly_and_keeps_the_previous_version(tmp_path, capsys):
     database = tmp_path / "keep.gpkg"
-    manifest = _small_manifest(tmp_path, DATA / "annuaire-education-samples/annuaire-education-94-val-de-marne-2026.csv",
-                               departement="94")
+    manifest = _small_manifest(tmp_path, SAMPLE_94, departement="94")
     first = ingest_into(str(database), tmp_path / "cache", manifest)
     broken = tmp_path / "broken.toml"
     broken.write_text(manifest.read_text().replace("val-de-marne-2026.csv", "nowhere.csv"))
-    code = main(["-q", "ingest", "--sources", str(broken), "--database", str(database), "--no-progress",
-                 "--cache-dir", str(tmp_path / "cache")])
+    code = main(
+        [
+            "-q",
+            "ingest",
+            "--sources",
+            str(broken),
+            "--database",
+            str(database),
+            "--no-progress",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 1
     assert "nowhere.csv" in err and "Traceback" not in err
-    assert snapshot_of(str(database)).version.id == first.version.id
+    with snapshot_of(str(database)) as snap:
+        assert snap.version.id == first.version.id
 
 
 def test_a_killed_ingest_leaves_the_previous_version_serving(tmp_path):
     database = tmp_path / "killed.gpkg"
-    manifest = _small_manifest(tmp_path, DATA / "annuaire-education-samples/annuaire-education-94-val-de-marne-2026.csv",
-                               departement="94")
+    manifest = _small_manifest(tmp_path, SAMPLE_94, departement="94")
     first = ingest_into(str(database), tmp_path / "cache", manifest)
-    command = [sys.executable, "-m", "tileserver.cli", "-q", "ingest", "--sources", str(REPO / "sources/local.toml"),
-               "--database", str(database), "--no-progress", "--cache-dir", str(tmp_path / "cache")]
+    command = [
+        sys.executable,
+        "-m",
+        "tileserver.cli",
+        "-q",
+        "ingest",
+        "--sources",
+        str(REPO / "sources/local.toml"),
+        "--database",
+        str(database),
+        "--no-progress",
+        "--cache-dir",
+        str(tmp_path / "cache"),
+    ]
     env = {**os.environ, "ECARTO_DATA": str(DATA)}
-    for delay in (2.0, 9.0):
-        process = subprocess.Popen(command, env=env)
-        time.sleep(delay)
-        process.send_signal(signal.SIGKILL)
-        process.wait()
-        assert snapshot_of(str(database)).version.id == first.version.id
+    process = subprocess.Popen(command, env=env)
+    time.sleep(6.0)  # mid-run: reading and generalising the national boundaries
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    with snapshot_of(str(database)) as snap:
+        assert snap.version.id == first.version.id
     second = ingest_into(str(database), tmp_path / "cache", manifest)
-    assert snapshot_of(str(database)).version.id == second.version.id != first.version.id
+    with snapshot_of(str(database)) as snap:
+        assert snap.version.id == second.version.id != first.version.id
     assert not list(tmp_path.glob("killed.gpkg.*.tmp"))
 
 
@@ -155,6 +186,7 @@ def _small_manifest(tmp_path: Path, schools: Path, *, departement: str) -> Path:
     manifest = tmp_path / f"sources-{departement}.toml"
     manifest.write_text(
         f"""
+surfaces = false
 [schools]
 url = "{schools}"
 [communes]

@@ -5,21 +5,31 @@ from __future__ import annotations
 import importlib
 import logging
 
-from flask import Flask, Response, jsonify
-from werkzeug.exceptions import HTTPException
+from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException, RequestURITooLarge
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tileserver.cache import TileCache
-from tileserver.errors import EcartoError
+from tileserver.errors import BadRequest, EcartoError
 from tileserver.settings import Settings
 from tileserver.stores import open_store
 from tileserver.stores.base import Store
 
 log = logging.getLogger(__name__)
 
+MAX_BODY_BYTES = 64 * 1024  # no route reads a body; werkzeug refuses a bigger one (413) if one ever does
+
 # One blueprint per API resource; each module exposes `blueprint`.
 BLUEPRINTS = (
+    "tileserver.common",
+    "tileserver.features",
+    "tileserver.tiles",
+    "tileserver.raster",
     "tileserver.versions",
+    "tileserver.styles",
+    "tileserver.maps",
+    "tileserver.sheets",
+    "tileserver.qgis",
 )
 
 
@@ -28,6 +38,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
     app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
@@ -35,6 +46,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)
     _register_errors(app)
+    app.before_request(_check_request(12 * settings.max_filter_length + 8192))
     app.after_request(_cors(settings.cors_origins))
     return app
 
@@ -64,6 +76,22 @@ def _exception(status: int, code: str, description: str, retry_after: int | None
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _check_request(max_query_bytes: int):
+    """A before-request hook refusing a query string too long (414) or a NUL character (400).
+
+    The limit leaves room for a filter of the maximal length whose every character takes four bytes
+    of UTF-8, percent-encoded; no stored text can hold a NUL, and PostgreSQL refuses one in a parameter.
+    """
+
+    def check() -> None:
+        if len(request.query_string) > max_query_bytes:
+            raise RequestURITooLarge(f"the query string is longer than {max_query_bytes} bytes")
+        if "\x00" in request.path or any("\x00" in key + value for key, value in request.args.items(multi=True)):
+            raise BadRequest("the request holds a NUL character")
+
+    return check
 
 
 def _cors(origins: str):

@@ -43,15 +43,21 @@ class GeoPackageStore:
         self._checked: float | None = None  # time.monotonic() of the last look at the file
 
     def publish(self, dataset: Dataset) -> VersionInfo:
-        """Write a new version file and swap it in; the previous version's assets are kept."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        with _exclusive(layout.lock_file(self.path)):
-            for leftover in layout.leftovers(self.path):
-                os.remove(leftover)
-            history = _read_history(self.path)
-            version = _new_version(dataset.report)
-            _write_and_swap(self.path, dataset, version, history)
-            _prune_assets(self.path, keep={version.id, *(row[0] for row in history[:1])})
+        """Write a new version file and swap it in; the previous version's assets are kept.
+
+        A full or read-only disk is an `IngestError` that says so, and the served file stays as it was.
+        """
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            with _exclusive(layout.lock_file(self.path)):
+                for leftover in layout.leftovers(self.path):
+                    os.remove(leftover)
+                history = _read_history(self.path)
+                version = _new_version(dataset.report)
+                _write_and_swap(self.path, dataset, version, history)
+                _prune_assets(self.path, keep={version.id, *(row[0] for row in history[:1])})
+        except (OSError, sqlite3.Error) as error:
+            raise IngestError(f"cannot publish to {self.path}: {error}") from error
         return version
 
     def current(self) -> GeoPackageSnapshot | None:

@@ -32,6 +32,10 @@ class Database:
             timeout=settings.db_timeout_seconds,
             kwargs={"autocommit": True, "connect_timeout": connect_timeout},
             check=ConnectionPool.check_connection,
+            # psycopg_pool retries a lost connection with a doubling delay for `reconnect_timeout`
+            # (5 min by default), so after a long outage it could wait minutes more before trying
+            # again; giving up early lets the next request start a fresh, immediate attempt.
+            reconnect_timeout=settings.db_timeout_seconds,
             open=False,
             name="ecarto-postgis",
         )

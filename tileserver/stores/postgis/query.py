@@ -98,7 +98,7 @@ def _integer(value: Any) -> int:
     if isinstance(value, bool):
         raise ValueError(value)
     number = float(value)
-    if not number.is_integer():
+    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
         raise ValueError(value)
     return int(number)
 

@@ -6,7 +6,10 @@ import shutil
 import time
 from pathlib import Path
 
+from psycopg import errors
+
 from tileserver.dataset import Dataset
+from tileserver.errors import IngestError
 from tileserver.settings import Settings
 from tileserver.stores.base import VersionInfo
 from tileserver.stores.postgis import versions
@@ -36,21 +39,25 @@ class PostGISStore:
         """Write a new version and make it current in the transaction that wrote it.
 
         A failure rolls the whole schema back and removes the copied files; the version served
-        before stays current. Versions older than the previous one are dropped afterwards.
+        before stays current. Versions older than the previous one are dropped afterwards. A
+        database that refuses the writes (a read-only role or server) is an `IngestError` that says why.
         """
-        with self._db.connection() as conn, versions.publishing(conn):
-            version_id, created = versions.new_version()  # under the lock, so ids grow in publish order
-            version = VersionInfo(version_id, versions.created_text(created), dataset.report)
-            folder = self._assets / version_id
-            try:
-                with conn.transaction():
-                    meta = write_version(conn, versions.version_schema(version_id), dataset)
-                    meta["rasters"] = copy_rasters(dataset.rasters, folder)
-                    versions.mark_current(conn, version, meta)
-            except BaseException:
-                shutil.rmtree(folder, ignore_errors=True)
-                raise
-            versions.prune(conn, self._assets)
+        try:
+            with self._db.connection() as conn, versions.publishing(conn):
+                version_id, created = versions.new_version()  # under the lock, so ids grow in publish order
+                version = VersionInfo(version_id, versions.created_text(created), dataset.report)
+                folder = self._assets / version_id
+                try:
+                    with conn.transaction():
+                        meta = write_version(conn, versions.version_schema(version_id), dataset)
+                        meta["rasters"] = copy_rasters(dataset.rasters, folder)
+                        versions.mark_current(conn, version, meta)
+                except BaseException:
+                    shutil.rmtree(folder, ignore_errors=True)
+                    raise
+                versions.prune(conn, self._assets)
+        except (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege) as error:
+            raise IngestError(f"cannot publish to the PostGIS database: {error}") from error
         return version
 
     def current(self) -> PostGISSnapshot | None:

@@ -1,0 +1,105 @@
+"""Our server started exactly as the Procfile serves it, and nginx serving tiles as static files (the ceiling).
+
+The Procfile's `web` line is run by a shell with `PORT` and `WEB_CONCURRENCY` set, as a platform
+would; the only change is the bind address, 127.0.0.1 instead of 0.0.0.0, so the bench listens on
+loopback only. The access log goes to a file, as it would to the platform's log collector.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from bench.processes import Server, free_port, start_server
+from bench.workload import SCHOOLS, Api
+
+ROOT = Path(__file__).resolve().parents[1]
+OURS = Api(tiles=f"/tiles/{SCHOOLS}/{{z}}/{{x}}/{{y}}.mvt", items=f"/collections/{SCHOOLS}/items")
+STATIC = Api(tiles=OURS.tiles, items=None)
+NGINX_CONF = """worker_processes {workers};
+daemon off;
+pid {root}/nginx.pid;
+error_log {root}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    keepalive_requests 100000;
+    types {{ application/vnd.mapbox-vector-tile mvt; }}
+    client_body_temp_path {root}/tmp;
+    proxy_temp_path {root}/tmp;
+    fastcgi_temp_path {root}/tmp;
+    uwsgi_temp_path {root}/tmp;
+    scgi_temp_path {root}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        root {root}/www;
+        location / {{
+            gzip_static always;
+            gunzip off;
+            add_header Cache-Control "public, max-age=3600";
+        }}
+    }}
+}}
+"""
+
+
+def procfile_command(procfile: Path = ROOT / "Procfile") -> str:
+    """The Procfile's `web` command, bound to loopback."""
+    for line in procfile.read_text().splitlines():
+        if line.startswith("web:"):
+            return line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
+    raise RuntimeError(f"{procfile} has no web process")
+
+
+def start_ours(name: str, database: str, *, workers: int, logs: Path) -> Server:
+    """Our server on `database` (a .gpkg path or a postgresql:// URL), as the Procfile runs it."""
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "ECARTO_DATABASE": database,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    command = ["sh", "-c", "exec " + procfile_command()]
+    return start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)
+
+
+def have_nginx() -> bool:
+    """True when nginx is installed (Debian's `nginx-light` is enough)."""
+    return _nginx() is not None
+
+
+def write_static(root: Path, tiles: Iterable[tuple[str, bytes]]) -> int:
+    """Lay tiles out as files under `root/www` (each `path.gz` holds the gzipped bytes); return how many."""
+    www = root / "www"
+    shutil.rmtree(www, ignore_errors=True)
+    count = 0
+    for path, gzipped in tiles:
+        target = www / (path.lstrip("/") + ".gz")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(gzipped)
+        count += 1
+    return count
+
+
+def start_nginx(root: Path, *, workers: int, logs: Path) -> Server:
+    """nginx serving `root/www` (written by `write_static`) with `gzip_static`, the way a CDN or cache would."""
+    port = free_port()
+    (root / "tmp").mkdir(parents=True, exist_ok=True)
+    conf = root / "nginx.conf"
+    conf.write_text(NGINX_CONF.format(workers=workers, root=root.resolve(), port=port))
+    command = [_nginx(), "-p", str(root.resolve()), "-c", str(conf.resolve())]
+    return start_server("nginx-static", command, port=port, env=os.environ, log=logs / "nginx-static.log")
+
+
+def nginx_version() -> str:
+    """nginx's version, as `nginx -v` prints it."""
+    done = subprocess.run([_nginx(), "-v"], capture_output=True, text=True)
+    return done.stderr.strip().rsplit("/", 1)[-1]
+
+
+def _nginx() -> str | None:
+    """The nginx binary (Debian puts it in /usr/sbin, often not on a user's PATH)."""
+    return shutil.which("nginx") or shutil.which("nginx", path="/usr/sbin:/sbin")

@@ -1,0 +1,1 @@
+"""MapLibre styles, legends and QGIS layer definitions, generated from the indicator catalogue."""

@@ -1,0 +1,201 @@
+"""Live servers for the reliability tests: gunicorn started as the Procfile does, and a TCP proxy to cut.
+
+`serve` runs `gunicorn 'tileserver:create_app()'` on a free port of 127.0.0.1 and stops it
+afterwards; `TcpProxy` stands between that server and PostgreSQL, so a test can take the database
+away (existing connections reset, new ones refused) and give it back without touching the shared
+PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shlex
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+
+STARTUP_SECONDS = 30.0
+PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
+
+
+def free_port() -> int:
+    """A TCP port of 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@dataclass
+class LiveServer:
+    """A running gunicorn: its base URL, its master process and its log."""
+
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def get(self, path: str, **kwargs) -> requests.Response:
+        """GET `path` on the server (a fresh connection, so each call may reach another worker)."""
+        kwargs.setdefault("timeout", 30)
+        return requests.get(self.url + path, **kwargs)
+
+    def worker_pids(self) -> list[int]:
+        """The gunicorn workers: the children of the master process."""
+        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
+        return [int(pid) for pid in children.split()]
+
+    def rss(self) -> dict[int, int]:
+        """Resident memory of each worker, in bytes."""
+        return {pid: resident_bytes(pid) for pid in self.worker_pids()}
+
+
+def resident_bytes(pid: int) -> int:
+    """A process's resident set size (VmRSS), in bytes."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise ValueError(f"process {pid} has no VmRSS")
+
+
+@contextmanager
+def serve(database: str, log: Path, *, workers: int = 2, **settings: object) -> Iterator[LiveServer]:
+    """Gunicorn serving `database` with the Procfile's command; `settings` become `ECARTO_<NAME>` variables."""
+    port = free_port()
+    env = {**os.environ, "ECARTO_DATABASE": database,
+           **{f"ECARTO_{name.upper()}": str(value) for name, value in settings.items()}}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(procfile_command(port, workers), env=env, cwd=log.parent, stdout=output,
+                                   stderr=subprocess.STDOUT)
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    try:
+        _wait_until_up(server, workers)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def procfile_command(port: int, workers: int) -> list[str]:
+    """The Procfile's `web` command, bound to 127.0.0.1:`port`, run by this interpreter's gunicorn."""
+    line = next(line for line in PROCFILE.read_text().splitlines() if line.startswith("web:"))
+    words = shlex.split(line.removeprefix("web:"))
+    assert words[0] == "gunicorn", f"the Procfile no longer runs gunicorn: {line}"
+    values = {"0.0.0.0:$PORT": f"127.0.0.1:{port}", "${WEB_CONCURRENCY:-2}": str(workers)}
+    return [sys.executable, "-m", "gunicorn", *(values.get(word, word) for word in words[1:])]
+
+
+def _wait_until_up(server: LiveServer, workers: int) -> None:
+    """Wait until the server answers and every worker has booted; its log is in the error otherwise."""
+    deadline = time.monotonic() + STARTUP_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        try:
+            server.get("/conformance", timeout=10)
+            if len(server.worker_pids()) == workers:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn did not start; its log:\n{server.log.read_text()[-4000:]}")
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 to `upstream`, whose link can be cut and restored.
+
+    `cut()` is what losing the database looks like from the client side: every open connection is
+    reset (RST) and the port refuses new ones. `restore()` listens again on the same port.
+    """
+
+    def __init__(self, upstream: tuple[str, int]):
+        self.upstream = upstream
+        self.port = 0
+        self._lock = threading.Lock()
+        self._generation = 0  # bumped by each cut; links of an older generation reset themselves
+        self._threads: list[threading.Thread] = []
+
+    def __enter__(self) -> TcpProxy:
+        self.restore()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cut()
+
+    def restore(self) -> None:
+        """Listen (again) and relay every new connection."""
+        listener = socket.create_server(("127.0.0.1", self.port))
+        listener.settimeout(0.05)
+        self.port = listener.getsockname()[1]
+        with self._lock:
+            self._start(self._accept, listener, self._generation)
+
+    def cut(self) -> None:
+        """Reset every relayed connection and stop listening; returns once all is closed."""
+        with self._lock:
+            self._generation += 1
+            threads, self._threads = self._threads, []
+        for thread in threads:
+            thread.join(timeout=5)
+
+    def _start(self, target, *args) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        self._threads.append(thread)
+        thread.start()
+
+    def _accept(self, listener: socket.socket, generation: int) -> None:
+        """Accept connections until the next cut, then close the port (queued clients are refused)."""
+        with listener:
+            while self._generation == generation:
+                try:
+                    client, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                try:
+                    server = socket.create_connection(self.upstream, timeout=5)
+                except OSError:
+                    _reset(client)
+                    continue
+                with self._lock:
+                    if self._generation != generation:
+                        _reset(client, server)
+                        return
+                    self._start(self._relay, client, server, generation)
+
+    def _relay(self, client: socket.socket, server: socket.socket, generation: int) -> None:
+        """Copy bytes both ways until one side closes (close the other) or a cut (reset both)."""
+        peers = {client: server, server: client}
+        try:
+            while self._generation == generation:
+                ready, _, _ = select.select(list(peers), [], [], 0.05)
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        client.close()
+                        server.close()
+                        return
+                    peers[source].sendall(data)
+        except OSError:
+            pass
+        _reset(client, server)
+
+
+def _reset(*sockets: socket.socket) -> None:
+    """Close sockets with an RST rather than a FIN: the peer sees 'connection reset'."""
+    for sock in sockets:
+        with suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        sock.close()

@@ -1,0 +1,115 @@
+"""QGIS files: well-formed XML whose layers point at our tiles, style and Features API with exact zooms."""
+
+from __future__ import annotations
+
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+import pytest
+
+from styles.qgis import scale
+
+BASE = "http://localhost"
+QGIS_CHECK = Path(__file__).resolve().parent / "qgis_load.py"
+
+
+def parse(body: bytes) -> ET.Element:
+    return ET.fromstring(body)
+
+
+def tile_source(layer: ET.Element) -> dict[str, str]:
+    return dict(parse_qsl(layer.findtext("datasource")))
+
+
+def test_layer_definition_adds_the_styled_tiles_and_every_features_layer(themed_app):
+    client = themed_app.test_client()
+    response = client.get("/qgis/connectivite.qlr")
+    assert response.status_code == 200
+    assert response.mimetype == "application/x-qgis-layer-definition"
+    assert 'filename="ecarto-connectivite.qlr"' in response.headers["Content-Disposition"]
+    root = parse(response.data)
+    assert root.tag == "qlr" and response.data.startswith(b"<!DOCTYPE qgis-layer-definition>")
+    layers = root.findall("maplayers/maplayer")
+    tiles = [layer for layer in layers if layer.get("type") == "vector-tile"]
+    assert len(tiles) == 1
+    source = tile_source(tiles[0])
+    assert source["styleUrl"] == f"{BASE}/styles/connectivite" and source["type"] == "xyz"
+    collections = [c["id"] for c in client.get("/collections?f=json").get_json()["collections"]]
+    names = source["url"].removeprefix(f"{BASE}/tiles/").removesuffix("/{z}/{x}/{y}.mvt").split(",")
+    assert sorted(names) == sorted(collections)
+    tilejsons = [client.get(f"/tiles/{name}.json").get_json() for name in names]
+    assert int(source["zmin"]) == min(t["minzoom"] for t in tilejsons)
+    assert int(source["zmax"]) == max(t["maxzoom"] for t in tilejsons)
+    features = {layer.findtext("id"): layer for layer in layers if layer.get("type") == "vector"}
+    assert len(features) == len(collections)
+    for layer in features.values():
+        assert layer.findtext("provider") == "OAPIF"
+        assert f"url='{BASE}'" in layer.findtext("datasource")
+    # every tree entry names a layer of the file
+    tree_ids = {node.get("id") for node in root.iter("layer-tree-layer")}
+    assert tree_ids == {layer.findtext("id") for layer in layers}
+
+
+def test_features_layers_are_only_drawn_from_the_zoom_their_tiles_start(themed_app):
+    root = parse(themed_app.test_client().get("/qgis/services.qlr").data)
+    layers = {layer.findtext("id"): layer for layer in root.findall("maplayers/maplayer")}
+    schools = layers["ecarto_features_etablissements"]
+    assert schools.get("hasScaleBasedVisibilityFlag") == "1"
+    assert float(schools.get("minScale")) == pytest.approx(scale(12), abs=1)  # from the single schools on
+    communes = layers["ecarto_features_communes"]
+    assert float(communes.get("minScale")) == pytest.approx(scale(6), abs=1)
+    assert layers["ecarto_features_regions"].get("hasScaleBasedVisibilityFlag") == "0"
+    tree = {node.get("id"): node.get("checked") for node in root.iter("layer-tree-layer")}
+    assert tree["ecarto_tiles_services"] == "Qt::Checked" and tree["ecarto_features_communes"] == "Qt::Unchecked"
+
+
+def test_the_tile_renderer_colours_by_the_same_classes_as_the_style(themed_app):
+    root = parse(themed_app.test_client().get("/qgis/connectivite.qlr").data)
+    tiles = next(layer for layer in root.iter("maplayer") if layer.get("type") == "vector-tile")
+    styles = {s.get("name"): s for s in tiles.iter("style")}
+    assert {"regions-fill", "departements-fill", "communes-fill", "etablissements-clusters",
+            "etablissements-points"} <= set(styles)
+    fill = styles["departements-fill"]
+    expression = next(o.get("value") for o in fill.iter("Option") if o.get("name") == "expression")
+    assert expression.startswith('CASE WHEN "debit_descendant_mbps" IS NULL THEN \'#bdbdbd\'')
+    assert "< 8 THEN" in expression and "< 300 THEN" in expression
+    assert (fill.get("min-zoom"), fill.get("max-zoom")) == ("6", "8")  # QGIS zooms are inclusive
+    assert styles["etablissements-clusters"].get("expression") == '"point_count" IS NOT NULL'
+    assert styles["etablissements-clusters"].get("max-zoom") == "11"
+    assert styles["etablissements-points"].get("min-zoom") == "12"
+
+
+def test_the_project_holds_every_style_and_frames_france(themed_app):
+    client = themed_app.test_client()
+    response = client.get("/qgis/project.qgs")
+    assert response.status_code == 200
+    root = parse(response.data)
+    assert root.tag == "qgis"
+    tiles = [layer for layer in root.iter("maplayer") if layer.get("type") == "vector-tile"]
+    styles = [s["id"] for s in client.get("/styles").get_json()["styles"]]
+    assert [tile_source(layer)["styleUrl"].rsplit("/", 1)[1] for layer in tiles] == styles
+    checked = [g.get("name") for g in root.iter("layer-tree-group") if g.get("checked") == "Qt::Checked"]
+    assert checked == ["eCarto — Connectivité"]  # one theme shown at a time
+    extent = root.find("mapcanvas/extent")
+    assert float(extent.findtext("xmin")) < 0 < float(extent.findtext("xmax"))
+    assert root.findtext("projectCrs/spatialrefsys/authid") == "EPSG:3857"
+
+
+def test_unknown_style_is_a_404(themed_app):
+    assert themed_app.test_client().get("/qgis/meteo.qlr").status_code == 404
+
+
+@pytest.mark.skipif(not Path("/usr/lib/python3/dist-packages/qgis").exists(),
+                    reason="QGIS is optional here (apt-get install python3-qgis to run this check)")
+def test_qgis_loads_both_files(themed_app, tmp_path):
+    """QGIS itself (headless) reads the .qlr and the .qgs and finds valid, styled vector tile layers."""
+    client = themed_app.test_client()
+    for name in ("qgis/services.qlr", "qgis/project.qgs"):
+        path = tmp_path / Path(name).name
+        path.write_bytes(client.get(f"/{name}").data)
+        result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path)], capture_output=True, text=True,
+                                timeout=180, env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)})
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert "vector tile layers: valid" in result.stdout, result.stdout
