@@ -90,3 +90,10 @@ def test_doctests(module):
     import importlib
 
     assert doctest.testmod(importlib.import_module(f"tileserver.{module}")).failed == 0
+
+
+def test_the_openapi_media_type_with_its_version_is_served(empty_client):
+    """QGIS asks for the OpenAPI document with the `version` parameter; a 406 made its OAPIF layers invalid."""
+    response = empty_client.get("/api", headers={"Accept": "application/vnd.oai.openapi+json;version=3.0"})
+    assert response.status_code == 200
+    assert response.get_json()["openapi"].startswith("3.0")

@@ -25,6 +25,9 @@ INFO = CollectionInfo(
 )
 
 
+FOLDED = "L'ÉCOLE Noël-Çà, Œuvre Ÿ ÅSTRÖM Δ"  # a text CASEI and ACCENTI both change
+
+
 def parse(text: str, lang: str = "cql2-text", source: crs.Crs = crs.CRS84, depth: int = 20):
     return filters.parse(text, lang, source, max_length=20_000, max_depth=depth)
 
@@ -87,6 +90,23 @@ def test_spatial_predicates_in_postgis_keep_the_argument_order():
     assert rendered.startswith("ST_Contains(ST_GeomFromWKB(?, 4326), ?")
 
 
+def test_casei_and_accenti_fold_the_column_in_the_database_and_literals_here():
+    assert sqlite("CASEI(nom) LIKE CASEI('%ÉCOLE%')") == ('(ecarto_casei("nom") GLOB ?)', ["*école*"])
+    assert sqlite("ACCENTI(CASEI(nom)) = ACCENTI('Lycée')") == ('(ecarto_accenti(ecarto_casei("nom")) = ?)', ["Lycee"])
+    condition, params = cql.to_postgis(INFO, parse("CASEI(nom) IN ('a', CASEI('B'))"))
+    rendered = "".join(p.as_string() if isinstance(p, sql.SQL | sql.Identifier) else "?" for p in condition)
+    assert rendered == '(translate("nom", ?, ?) IN (?, ?))'
+    assert params[2:] == ["a", "b"] and "É" in params[0] and "é" in params[1]
+
+
+def test_casei_and_accenti_in_sqlite():
+    conn = sqlite3.connect(":memory:")
+    cql.register_sqlite(conn, lambda blob: None)
+    fold = "SELECT ecarto_casei(?), ecarto_accenti(?), ecarto_casei(NULL)"
+    assert conn.execute(fold, (FOLDED, FOLDED)).fetchone() == (
+        "l'école noël-çà, œuvre ÿ åström δ", "L'ECOLE Noel-Ca, Œuvre Y ASTROM Δ", None)
+
+
 def test_relate_on_a_geopackage_blob():
     from tileserver.stores.geopackage import geometry
 
@@ -105,7 +125,9 @@ def test_relate_on_a_geopackage_blob():
     "text",
     ["nope = 1", "geometry = 1", "nom = 1", "ips = 'x'", "ep = 1", "nom LIKE 1", "ips LIKE 'x'",
      "nom IN ('a', 1)", "ips BETWEEN 'a' AND 'b'", "S_INTERSECTS(nom, POINT(0 0))",
-     "S_INTERSECTS(geometry, geometry)", "ips + 1 = 2", "CASEI(nom) = 'x'", "'a' = 'a'"],
+     "S_INTERSECTS(geometry, geometry)", "ips + 1 = 2", "CASEI(ips) = 'x'",
+     "CASEI(nom, nom) = 'x'", "LOWER2(nom) = 'x'", "'a' = 'a'", "CASEI('a') = 'a'",
+     "nom IN (CASEI(nom))", "nom LIKE CASEI(nom)"],
 )
 def test_translation_refuses_what_it_cannot_check(text):
     with pytest.raises(BadRequest):

@@ -10,6 +10,7 @@ import csv
 import io
 import json
 import re
+import unicodedata
 from urllib.parse import quote
 
 import numpy as np
@@ -300,7 +301,20 @@ FILTERS = [
      and not s["ips"] < 100),
     ("S_INTERSECTS(geometry, MULTIPOINT((2.35 48.7), (55.5 -21.1))) OR uai = '3500003B'",
      lambda s: s["id"] == "3500003B"),
+    ("CASEI(nom) LIKE CASEI('%ÉCOLE%')", lambda s: "école" in s["nom"].lower()),
+    ("CASEI(nom) = CASEI('LYCÉE CHATEAUBRIAND 8')", lambda s: s["nom"] == "Lycée Chateaubriand 8"),
+    ("CASEI(type) IN (CASEI('LYCEE'), 'erea')", lambda s: s["type"] in ("lycee", "erea")),
+    ("ACCENTI(nom) LIKE 'College%'", lambda s: unaccented(s["nom"]).startswith("College")),
+    ("ACCENTI(nom) LIKE 'Ecole%'", lambda s: unaccented(s["nom"]).startswith("Ecole")),
+    ("ACCENTI(CASEI(nom)) LIKE ACCENTI(CASEI('%l''ecole DU PARC 1_'))",
+     lambda s: re.fullmatch(".*l'ecole du parc 1.", unaccented(s["nom"]).lower()) is not None),
+    ("NOT CASEI(ACCENTI(nom)) LIKE '%ecole%'", lambda s: "ecole" not in unaccented(s["nom"]).lower()),
 ]
+
+
+def unaccented(text: str) -> str:
+    """Text without its combining marks, as CQL2's ACCENTI compares it."""
+    return "".join(c for c in unicodedata.normalize("NFD", text) if not unicodedata.combining(c))
 
 
 @pytest.mark.parametrize(("text", "keep"), FILTERS, ids=[f[0] for f in FILTERS])
@@ -325,6 +339,12 @@ JSON_FILTERS = [
      lambda s: s["geometry"].intersects(box(*RENNES))),
     ({"op": "s_within", "args": [{"property": "geometry"}, shapely.geometry.mapping(DEPT_35)]},
      lambda s: s["geometry"].within(DEPT_35)),
+    ({"op": "like", "args": [{"op": "casei", "args": [{"property": "nom"}]}, {"op": "casei", "args": ["%PARC%"]}]},
+     lambda s: "parc" in s["nom"].lower()),
+    ({"op": "=", "args": [{"op": "accenti", "args": [{"op": "casei", "args": [{"property": "type"}]}]}, "ecole"]},
+     lambda s: s["type"] == "ecole"),
+    ({"op": "like", "args": [{"op": "accenti", "args": [{"property": "nom"}]}, "%reussite%"]},
+     lambda s: "réussite" in s["nom"]),
 ]
 
 
@@ -384,7 +404,10 @@ def test_filter_combines_with_bbox_and_equality(client, schools):
         "S_INTERSECTS(geometry, BBOX(1, 2, 3))",
         "T_AFTER(built, TIMESTAMP('2020-01-01T00:00:00Z'))",
         "ips + 1 > 3",
-        "CASEI(nom) = 'x'",
+        "CASEI(ips) = 'x'",
+        "UPPER(nom) = 'X'",
+        "CASEI(nom) LIKE CASEI(nom)",
+        "ACCENTI('a') = 'a'",
         "1 = 1",
         "ips > 1e400",
         "type = 'a'; DROP TABLE etablissements; --",

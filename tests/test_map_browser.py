@@ -95,6 +95,12 @@ def test_search_finds_a_commune_and_opens_its_sheet(walk):
     assert "Rennes" in search["sheet"] and "Établissements" in search["sheet"]
 
 
+def test_search_ignores_case_and_accents(walk):
+    results = walk["steps"]["folded"]["results"]
+    assert results[0].startswith("Cesson-Sévigné (commune 35")
+    assert any("— Cesson-Sévigné (" in result for result in results[1:])  # its schools, by their town
+
+
 def test_the_url_restores_the_view(walk):
     assert walk["steps"]["reload"] == {"style": "eCarto — Équipement — Terminaux pour 100 élèves",
                                        "level": "communes", "ecole": False, "sheet": True}

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
+import requests
+from werkzeug.serving import make_server
 
 from styles.qgis import scale
 
@@ -101,15 +104,26 @@ def test_unknown_style_is_a_404(themed_app):
     assert themed_app.test_client().get("/qgis/meteo.qlr").status_code == 404
 
 
+@pytest.fixture
+def live_themed(themed_app) -> str:
+    """`themed_app` served on a free port of 127.0.0.1, so QGIS can reach its Features API."""
+    server = make_server("127.0.0.1", 0, themed_app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join()
+
+
 @pytest.mark.skipif(not Path("/usr/lib/python3/dist-packages/qgis").exists(),
                     reason="QGIS is optional here (apt-get install python3-qgis to run this check)")
-def test_qgis_loads_both_files(themed_app, tmp_path):
-    """QGIS itself (headless) reads the .qlr and the .qgs and finds valid, styled vector tile layers."""
-    client = themed_app.test_client()
+def test_qgis_loads_both_files(live_themed, tmp_path):
+    """QGIS itself (headless) reads both files: styled tile layers, and Features layers that return features."""
     for name in ("qgis/services.qlr", "qgis/project.qgs"):
         path = tmp_path / Path(name).name
-        path.write_bytes(client.get(f"/{name}").data)
+        path.write_bytes(requests.get(f"{live_themed}/{name}", timeout=30).content)
         result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path)], capture_output=True, text=True,
                                 timeout=180, env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)})
         assert result.returncode == 0, result.stdout + result.stderr
         assert "vector tile layers: valid" in result.stdout, result.stdout
+        assert "features layers: valid" in result.stdout, result.stdout

@@ -19,6 +19,9 @@ from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 from shapely.geometry import box
 
+from tests.test_cql import FOLDED, INFO
+from tileserver import cql, filters
+from tileserver.crs import CRS84
 from tileserver.errors import BadRequest, NotFound, Unavailable
 from tileserver.grid import BBox, to_mercator
 from tileserver.settings import Settings
@@ -372,3 +375,13 @@ def test_the_read_only_role_reads_versions_published_after_the_grant(store, smal
         assert reader.current().get("communes", "35001").id == "35001"
     finally:
         reader.close()
+
+
+def test_casei_and_accenti_fold_as_the_embedded_store_does(postgis_url):
+    """The database's translate() with the dialect's maps gives what SQLite's functions give, whatever its locale."""
+    folds = [cql.to_postgis(INFO, filters.parse(f"{name}(nom) = 'x'", "cql2-text", CRS84, max_length=100,
+                                                max_depth=5))[1][:2] for name in ("CASEI", "ACCENTI")]
+    with psycopg.connect(postgis_url) as conn:
+        folded = conn.execute("SELECT translate(%s, %s, %s), translate(%s, %s, %s)",
+                              [FOLDED, *folds[0], FOLDED, *folds[1]]).fetchone()
+    assert folded == ("l'école noël-çà, œuvre ÿ åström δ", "L'ECOLE Noel-Ca, Œuvre Y ASTROM Δ")

@@ -12,6 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from tileserver.cache import TileCache
 from tileserver.errors import BadRequest, EcartoError
 from tileserver.settings import Settings
+from tileserver.shortcut import CachedTiles
 from tileserver.stores import open_store
 from tileserver.stores.base import Store
 
@@ -40,9 +41,11 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.json.sort_keys = False
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
-    app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
-    app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
-    app.wsgi_app = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
+    cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
+    proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
+    app.wsgi_app = CachedTiles(proxied, store=store, cache=cache, settings=settings,
+                               cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)
     _register_errors(app)
@@ -86,21 +89,35 @@ def _check_request(max_query_bytes: int):
     """
 
     def check() -> None:
-        if len(request.query_string) > max_query_bytes:
+        query = request.query_string
+        if len(query) > max_query_bytes:
             raise RequestURITooLarge(f"the query string is longer than {max_query_bytes} bytes")
-        if "\x00" in request.path or any("\x00" in key + value for key, value in request.args.items(multi=True)):
+        nul_in_query = query and any("\x00" in key + value for key, value in request.args.items(multi=True))
+        if nul_in_query or "\x00" in request.path:
             raise BadRequest("the request holds a NUL character")
 
     return check
 
 
+def cors_headers(origins: str) -> dict[str, str]:
+    """The CORS headers every response carries, errors included.
+
+    >>> cors_headers("*")["Access-Control-Allow-Origin"]
+    '*'
+    """
+    return {
+        "Access-Control-Allow-Origin": origins,
+        "Access-Control-Allow-Headers": "Content-Type, If-None-Match, Accept",
+        "Access-Control-Expose-Headers": "ETag, Content-Crs, Link, Retry-After",
+    }
+
+
 def _cors(origins: str):
-    """An after-request hook adding CORS headers to every response, errors included."""
+    """An after-request hook adding the CORS headers to every response."""
+    headers = cors_headers(origins)
 
     def add_headers(response: Response) -> Response:
-        response.headers["Access-Control-Allow-Origin"] = origins
-        response.headers["Access-Control-Allow-Headers"] = "Content-Type, If-None-Match, Accept"
-        response.headers["Access-Control-Expose-Headers"] = "ETag, Content-Crs, Link, Retry-After"
+        response.headers.update(headers)
         return response
 
     return add_headers

@@ -12,9 +12,11 @@ import hashlib
 import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cachetools import LRUCache
 from flask import Response, request
+from werkzeug.http import parse_accept_header, parse_etags
 
 from tileserver.media import MediaType
 
@@ -60,14 +62,21 @@ class TileCache:
         self.hits = 0
         self.misses = 0
 
+    def get(self, key: Hashable) -> CachedTile | None:
+        """The cached tile for `key`, or None (a hit is counted, a miss is left to `get_or_make`)."""
+        if self._cache is None:
+            return None
+        with self._lock:
+            found = self._cache.get(key)
+        if found is not None:
+            self.hits += 1
+        return found
+
     def get_or_make(self, key: Hashable, make: Callable[[], CachedTile]) -> CachedTile:
         """The cached tile for `key`, made (outside the lock) and kept when absent."""
-        if self._cache is not None:
-            with self._lock:
-                found = self._cache.get(key)
-            if found is not None:
-                self.hits += 1
-                return found
+        found = self.get(key)
+        if found is not None:
+            return found
         self.misses += 1
         tile = make()
         if self._cache is not None and tile.size <= self._cache.maxsize:
@@ -83,12 +92,34 @@ class TileCache:
 def tile_response(tile: CachedTile, cache_control: str) -> Response:
     """The HTTP answer for a tile: 304 on a matching If-None-Match, 204 when empty, gzip if accepted."""
     headers = {"ETag": tile.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
-    if request.if_none_match.contains_raw(tile.etag) or request.if_none_match.contains(tile.etag.strip('"')):
+    if matches_etag(request.headers.get("If-None-Match"), tile.etag):
         return Response(status=304, headers=headers)
     if not tile.body:
         return Response(status=204, headers=headers)
     body = tile.body
-    if tile.gzipped is not None and "gzip" in request.accept_encodings:
+    if tile.gzipped is not None and accepts_gzip(request.headers.get("Accept-Encoding")):
         body = tile.gzipped
         headers["Content-Encoding"] = "gzip"
     return Response(body, status=200, headers=headers, content_type=tile.media_type)
+
+
+def matches_etag(if_none_match: str | None, etag: str) -> bool:
+    """Whether an If-None-Match header names the ETag (strong or weak, quoted or not); no header, no parse.
+
+    >>> matches_etag('W/"a", "b"', '"b"'), matches_etag(None, '"b"'), matches_etag("*", '"b"')
+    (True, False, True)
+    """
+    if not if_none_match:
+        return False
+    tags = parse_etags(if_none_match)
+    return tags.contains_raw(etag) or tags.contains(etag.strip('"'))
+
+
+@lru_cache(maxsize=256)
+def accepts_gzip(accept_encoding: str | None) -> bool:
+    """Whether an Accept-Encoding header allows gzip; parsed once per distinct header (clients send a few).
+
+    >>> accepts_gzip("gzip, deflate, br"), accepts_gzip("identity"), accepts_gzip(None)
+    (True, False, False)
+    """
+    return "gzip" in parse_accept_header(accept_encoding)

@@ -3,8 +3,8 @@
 The translator emits parts, not text: raw SQL written here, identifiers taken only from the
 collection's fields, and parameters for every value a client sent. A dialect renders them
 (`psycopg.sql` composition with `%s`, or quoted names with `?`) and spells the few things the two
-databases say differently: booleans, case-sensitive LIKE, and spatial predicates, which SQLite
-evaluates with shapely through `ecarto_relate` (see `register_sqlite`).
+databases say differently: booleans, case-sensitive LIKE, `CASEI`/`ACCENTI` (see `textfold`), and
+spatial predicates, which SQLite evaluates with shapely through `ecarto_relate` (see `register_sqlite`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from psycopg import sql
 from pygeofilter import ast
 from shapely.geometry.base import BaseGeometry
 
+from tileserver import textfold
 from tileserver.dataset import Field
 from tileserver.errors import BadRequest
 from tileserver.stores.base import CollectionInfo
@@ -31,6 +32,8 @@ _CONVERSE = {
     "crosses": "crosses", "overlaps": "overlaps", "within": "contains", "contains": "within",
 }
 _KINDS = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean"}
+# pygeofilter's names of the CQL2 text functions (it reads CASEI as `lower`).
+_FOLDS = {"lower": textfold.CASEI, "casei": textfold.CASEI, "accenti": textfold.ACCENTI}
 
 
 class Ident(NamedTuple):
@@ -64,6 +67,10 @@ class Dialect:
         """The feature's geometry in relation `op` (a CQL2 name without `s_`) with a literal."""
         raise NotImplementedError
 
+    def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
+        """A text column's value folded (CASEI or ACCENTI) exactly as `fold.apply` folds a literal."""
+        raise NotImplementedError
+
 
 class PostGIS(Dialect):
     """PostgreSQL with PostGIS: booleans are booleans, LIKE is case-sensitive, ST_* do the geometry."""
@@ -80,6 +87,9 @@ class PostGIS(Dialect):
         column = [Ident(GEOMETRY_COLUMN)]
         first, second = (literal, column) if literal_first else (column, literal)
         return [f"ST_{op.capitalize()}(", *first, ", ", *second, ")"]
+
+    def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
+        return ["translate(", *text, ", ", Param(fold.source), ", ", Param(fold.target), ")"]
 
 
 class SQLite(Dialect):
@@ -110,6 +120,9 @@ class SQLite(Dialect):
             intersects = [*near, " AND ecarto_relate(geom, 'intersects', ", wkb, ")"]
             return ["(geom IS NOT NULL AND NOT (", *intersects, "))"]
         return ["(", *near, " AND ecarto_relate(geom, ", Param(relation), ", ", wkb, "))"]
+
+    def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
+        return [f"ecarto_{fold.name}(", *text, ")"]
 
 
 def _escape(text: str, special: str, escape: str) -> str:
@@ -195,22 +208,26 @@ class Translator:
         return ["(", *lhs.sql, f" {node.op.value} ", *rhs.sql, ")"]
 
     def like(self, node: ast.Like) -> Fragment:
-        column = self.property(node.lhs)
-        if column.kind != "string" or not isinstance(node.pattern, str):
+        column = self.subject(node.lhs)
+        pattern = node.pattern
+        if isinstance(pattern, ast.Function):  # CASEI('%Rennes%'): folded here, as the column is
+            folded = self.operand(pattern)
+            pattern = None if folded.is_property else folded.sql[0].value
+        if column.kind != "string" or not isinstance(pattern, str):
             raise BadRequest("filter: LIKE compares a text property with a text pattern")
-        match = self.dialect.like(column.sql, like_pattern(node.pattern))
+        match = self.dialect.like(column.sql, like_pattern(pattern))
         return ["NOT (", *match, ")"] if node.not_ else ["(", *match, ")"]
 
     def in_(self, node: ast.In) -> Fragment:
-        column = self.property(node.lhs)
-        items = [self.literal(v) for v in node.sub_nodes]
+        column = self.subject(node.lhs)
+        items = [self.literal_operand(v) for v in node.sub_nodes]
         for item in items:
             _same_kind(column, item)
         keyword = " NOT IN (" if node.not_ else " IN ("
         return ["(", *column.sql, keyword, *_join([i.sql for i in items], ", "), "))"]
 
     def between(self, node: ast.Between) -> Fragment:
-        column, low, high = self.property(node.lhs), self.literal(node.low), self.literal(node.high)
+        column, low, high = self.subject(node.lhs), self.literal_operand(node.low), self.literal_operand(node.high)
         _same_kind(column, low)
         _same_kind(column, high)
         keyword = " NOT BETWEEN " if node.not_ else " BETWEEN "
@@ -234,8 +251,40 @@ class Translator:
         return self.dialect.spatial(node.op.name.lower(), geometry, literal_first)
 
     def operand(self, node: Any) -> Operand:
-        """A property or a literal."""
-        return self.property(node) if isinstance(node, ast.Attribute) else self.literal(node)
+        """A property or a literal, either maybe folded by CASEI or ACCENTI."""
+        if isinstance(node, ast.Attribute):
+            return self.property(node)
+        if isinstance(node, ast.Function):
+            return self.folded(node)
+        return self.literal(node)
+
+    def subject(self, node: Any) -> Operand:
+        """What LIKE, IN and BETWEEN test: a property, maybe folded."""
+        operand = self.operand(node)
+        if not operand.is_property:
+            raise BadRequest(f"filter: expected a property, got {_name(node)}")
+        return operand
+
+    def literal_operand(self, node: Any) -> Operand:
+        """What IN and BETWEEN compare with: a literal, maybe folded."""
+        operand = self.operand(node)
+        if operand.is_property:
+            raise BadRequest("filter: IN and BETWEEN compare a property with literals")
+        return operand
+
+    def folded(self, node: ast.Function) -> Operand:
+        """CASEI(text) or ACCENTI(text): a property folded by the database, a literal folded here alike."""
+        fold = _FOLDS.get(node.name.lower())
+        if fold is None:
+            raise BadRequest(f"filter: function {node.name[:50]!r} is not supported; CASEI and ACCENTI are")
+        if len(node.arguments) != 1:
+            raise BadRequest(f"filter: {fold.name.upper()} takes one argument")
+        text = self.operand(node.arguments[0])
+        if text.kind != "string":
+            raise BadRequest(f"filter: {fold.name.upper()} takes a text, not a {text.kind}")
+        if text.is_property:
+            return Operand(self.dialect.fold(fold, text.sql), "string", True)
+        return Operand([Param(fold.apply(text.sql[0].value))], "string", False)
 
     def property(self, node: Any) -> Operand:
         """A property of the collection (never the geometry), or a 400."""
@@ -357,9 +406,9 @@ def _literal(wkb: bytes) -> BaseGeometry:
 
 
 def register_sqlite(conn: Any, decode: Callable[[bytes], BaseGeometry | None]) -> None:
-    """Give an SQLite connection `ecarto_relate(geom, relation, wkb)`, which the SQLite dialect calls.
+    """Give an SQLite connection the functions its dialect calls: `ecarto_relate`, `ecarto_casei`, `ecarto_accenti`.
 
-    It tells whether the literal (WKB) stands in `relation` to the row's geometry, which `decode`
+    `ecarto_relate` tells whether the literal (WKB) stands in `relation` to the row's geometry, which `decode`
     reads from the column's blob; a row without a geometry gives SQL NULL.
     """
 
@@ -369,3 +418,10 @@ def register_sqlite(conn: Any, decode: Callable[[bytes], BaseGeometry | None]) -
         return int(_RELATIONS[relation](_literal(wkb), decode(blob)))
 
     conn.create_function("ecarto_relate", 3, relate, deterministic=True)
+    for fold in (textfold.CASEI, textfold.ACCENTI):
+        conn.create_function(f"ecarto_{fold.name}", 1, _nullable(fold.apply), deterministic=True)
+
+
+def _nullable(function: Callable[[str], str]) -> Callable[[str | None], str | None]:
+    """A text function that, like SQL's, gives NULL for NULL."""
+    return lambda text: None if text is None else function(text)

@@ -136,6 +136,8 @@ def _cql2_json(node: Any, budget: int) -> Any:
     args = node.get("args")
     if node.get("op") == "between" and isinstance(args, list) and len(args) == 3:
         node["args"] = [args[0], args[1:]]
+    if node.get("op") == "accenti" and isinstance(args, list):  # pygeofilter knows casei, not accenti
+        return {"function": {"name": "accenti", "arguments": args}}
     return node
 
 

@@ -55,6 +55,9 @@ def output_format(f: str | None, accept: MIMEAccept, offered: Mapping[str, str])
     'html'
     >>> output_format(None, MIMEAccept([("text/html", 1)]), {"json": "application/json", "html": "text/html"})
     'html'
+    >>> oas = "application/vnd.oai.openapi+json;version=3.0"
+    >>> output_format(None, MIMEAccept([(oas, 1)]), {"json": oas, "html": "text/html"})
+    'json'
     """
     if f is not None:
         if f not in offered:
@@ -65,6 +68,7 @@ def output_format(f: str | None, accept: MIMEAccept, offered: Mapping[str, str])
     media: dict[str, str] = {}
     for name, media_type in offered.items():
         media.setdefault(media_type.split(";")[0], name)
+        media.setdefault(media_type.replace(" ", ""), name)  # a client may ask with the parameters (QGIS)
         if media_type.split(";")[0].endswith("+json"):  # GeoJSON, OpenAPI...: JSON to a client asking for JSON
             media.setdefault(MediaType.JSON, name)
     best = accept.best_match(list(media), default=None)

@@ -141,6 +141,11 @@ async function run(page) {
     ecole: await page.isChecked('#type input[value="ecole"]'),
     sheet: await page.isVisible('#sheet .fiche'),
   };
+
+  await page.fill('#q', 'cesson-SEVIGNE'); // Cesson-Sévigné, in neither its case nor its accents
+  await page.waitForSelector('#results li', { timeout: 10000 });
+  report.steps.folded = { results: await page.$$eval('#results li', (items) => items.map((i) => i.textContent)) };
+  report.steps.folded.screenshot = await shot(page, '6b-search-folded');
 }
 
 async function embedded(page) {

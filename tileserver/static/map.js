@@ -256,28 +256,31 @@ async function search(text) {
     return response.ok ? [await response.json()].map((f) => ({ collection: SCHOOLS, feature: f })) : [];
   }
   const [schools, communes] = await Promise.all([
-    findByName(SCHOOLS, ['nom', 'nom_commune'], query, 8),
-    findByName('communes', ['nom'], query, 5),
+    findByName(SCHOOLS, ['nom', 'nom_commune'], `%${likeText(query)}%`, 8),
+    findCommunes(query, 5),
   ]);
-  const rank = (name) => {
-    const [a, b] = [name.toLowerCase(), query.toLowerCase()];
-    return a === b ? 0 : a.startsWith(b) ? 1 : 2;
-  };
-  communes.sort((a, b) => rank(a.properties.nom) - rank(b.properties.nom));
   return [...communes.map((f) => ({ collection: 'communes', feature: f })),
     ...schools.map((f) => ({ collection: SCHOOLS, feature: f }))];
 }
 
-// LIKE is case-sensitive: ask for the text as typed, in capitals (school names are) and in title case.
-function spellings(query) {
-  const plain = query.normalize('NFD').replace(/[\u0300-\u036f]/g, '');
-  const title = query.toLowerCase().replace(/(^|[\s'-])\p{L}/gu, (start) => start.toUpperCase());
-  return [...new Set([query, title, query.toUpperCase(), plain.toUpperCase()])];
+// The server lists matches by code: ask for the commune named as typed, then those whose name starts
+// so, then any other ("rennes": Rennes, then Rennes-le-Château..., then names holding it), in that order.
+async function findCommunes(query, limit) {
+  const text = likeText(query);
+  const tiers = await Promise.all([text, `${text}%`, `%${text}%`]
+    .map((pattern) => findByName('communes', ['nom'], pattern, limit)));
+  return [...new Map(tiers.flat().map((f) => [f.id, f])).values()].slice(0, limit);
 }
 
-async function findByName(collection, properties, query, limit) {
-  const patterns = spellings(query).map((text) => `'%${text.replace(/'/g, "''")}%'`);
-  const filter = properties.flatMap((name) => patterns.map((pattern) => `${name} LIKE ${pattern}`)).join(' OR ');
+// Typed text as a LIKE pattern's literal part: % and _ are text here.
+function likeText(query) {
+  return query.replace(/[\\%_]/g, '\\$&');
+}
+
+// Names match whatever their case and accents (CQL2 CASEI and ACCENTI, folded by the server).
+async function findByName(collection, properties, pattern, limit) {
+  const literal = pattern.replace(/'/g, "''");
+  const filter = properties.map((name) => `ACCENTI(CASEI(${name})) LIKE ACCENTI(CASEI('${literal}'))`).join(' OR ');
   const params = new URLSearchParams({ f: 'json', limit, 'filter-lang': 'cql2-text', filter });
   const response = await fetch(`${ROOT}/collections/${collection}/items?${params}`);
   return response.ok ? (await response.json()).features : [];

@@ -8,13 +8,16 @@ even if a new ingest publishes meanwhile.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from shapely.geometry.base import BaseGeometry
 
-from tileserver.dataset import Dataset, Field
+from tileserver.dataset import Dataset, Field, Layer
+from tileserver.errors import BadRequest
 from tileserver.grid import BBox, Tile
 
 
@@ -45,6 +48,83 @@ class CollectionInfo:
     def field(self, name: str) -> Field | None:
         """The field called `name`, or None."""
         return next((f for f in self.fields if f.name == name), None)
+
+    @classmethod
+    def from_meta(cls, entry: dict) -> CollectionInfo:
+        """A collection as `collection_meta` described it in a version's metadata."""
+        return cls(
+            id=entry["id"],
+            title=entry["title"],
+            description=entry["description"],
+            geometry_type=entry["geometry_type"],
+            key=entry["key"],
+            fields=tuple(Field(**f) for f in entry["fields"]),
+            count=entry["count"],
+            extent=BBox(*entry["extent"]),
+            minzoom=entry["minzoom"],
+            maxzoom=entry["maxzoom"],
+            generalised=tuple(GeneralisedRange(*g) for g in entry["generalised"]),
+        )
+
+
+def collection_meta(layer: Layer, extent: Sequence[float]) -> dict:
+    """A published layer's entry in the version metadata (JSON), read back by `CollectionInfo.from_meta`."""
+    return {
+        "id": layer.id,
+        "title": layer.title,
+        "description": layer.description,
+        "geometry_type": layer.geometry_type,
+        "key": layer.key,
+        "fields": [asdict(f) for f in layer.fields],
+        "count": len(layer),
+        "extent": [float(v) for v in extent] if all(map(math.isfinite, extent)) else list(WORLD),
+        "minzoom": layer.minzoom,
+        "maxzoom": layer.maxzoom,
+        "generalised": [[g.minzoom, g.maxzoom] for g in layer.generalised],
+    }
+
+
+def public_meta(meta: dict) -> dict:
+    """What `Snapshot.meta` offers of a version's metadata, copied once so a reader cannot change the rest.
+
+    >>> public_meta({"cluster_maxzoom": 12, "cluster_cells": 16, "cluster_sums": [], "rasters": {}, "collections": []})
+    {'cluster_maxzoom': 12, 'cluster_cells': 16, 'cluster_sums': [], 'rasters': {}}
+    """
+    return copy.deepcopy({key: meta[key] for key in ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")})
+
+
+WORLD = BBox(-180.0, -90.0, 180.0, 90.0)  # the extent given to an empty collection
+_BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def typed(field: Field, value: Any) -> Any:
+    """A filter value as the field's column holds it, or a 400 saying why it cannot be.
+
+    >>> typed(Field("n", "integer"), "12"), typed(Field("ok", "boolean"), "true"), typed(Field("t", "number"), 2)
+    (12, True, 2.0)
+    """
+    try:
+        if field.type == "boolean":
+            return value if isinstance(value, bool) else _BOOLEAN_WORDS[str(value).strip().lower()]
+        if field.type == "integer":
+            return _integer(value)
+        return {"string": str, "number": float}[field.type](value)
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest(f"{field.name}={value!r} is not a valid {field.type}") from None
+
+
+def _integer(value: Any) -> int:
+    """An int from an int, or from a number or string with no fractional part.
+
+    >>> _integer("12"), _integer(3.0), _integer("1e3")
+    (12, 3, 1000)
+    """
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
+        raise ValueError(value)
+    return int(number)
 
 
 @dataclass(frozen=True)
@@ -113,7 +193,7 @@ class Snapshot(Protocol):
         ...
 
     def meta(self) -> dict:
-        """Version-wide metadata: cluster zoom, cell count, raster list."""
+        """Version-wide metadata: cluster zoom, cell count, raster list; shared, so read and never changed."""
         ...
 
     def query(self, q: FeatureQuery) -> FeaturePage:

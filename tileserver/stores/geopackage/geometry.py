@@ -8,6 +8,7 @@ A blob is `GP`, a version byte, a flags byte, the SRS id, an optional envelope, 
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -57,6 +58,17 @@ def decode(blob: bytes | None) -> BaseGeometry | None:
     if blob is None:
         return None
     return shapely.from_wkb(bytes(blob[_HEADER.size + _envelope_bytes(blob) :]))
+
+
+def decode_many(blobs: Sequence[bytes | None]) -> np.ndarray:
+    """The shapely geometries of many blobs, parsed in one call: a per-blob call costs more than the parse.
+
+    >>> from shapely import Point
+    >>> [g and g.wkt for g in decode_many(encode(np.array([Point(1, 2), None], dtype=object), 4326))]
+    ['POINT (1 2)', None]
+    """
+    wkbs = [None if blob is None else bytes(blob[_HEADER.size + _envelope_bytes(blob) :]) for blob in blobs]
+    return shapely.from_wkb(np.array(wkbs, dtype=object))
 
 
 def envelope(blob: bytes) -> tuple[float, float, float, float] | None:

@@ -51,7 +51,6 @@ JSON): this version and every earlier one, copied from the file it replaces.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sqlite3
 from collections.abc import Sequence
@@ -65,14 +64,13 @@ from shapely.geometry import MultiPolygon
 from tileserver.dataset import Clusters, Dataset, FieldType, Layer
 from tileserver.errors import IngestError
 from tileserver.grid import to_mercator
-from tileserver.stores.base import VersionInfo
+from tileserver.stores.base import VersionInfo, collection_meta
 from tileserver.stores.geopackage import container, geometry
 from tileserver.stores.geopackage.container import quote
 
 SQL_TYPES: dict[FieldType, str] = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN"}
 _CONVERT = {"string": str, "integer": int, "number": float, "boolean": lambda v: int(bool(v))}
 _RESERVED = {"fid", "geom"}
-WORLD = (-180.0, -90.0, 180.0, 90.0)
 
 # The file is a scratch copy until os.replace: nothing to journal, and one fsync at the end.
 _WRITE_PRAGMAS = (
@@ -141,25 +139,14 @@ def write_layer(conn: sqlite3.Connection, layer: Layer, stamp: str) -> dict:
     conn.execute(f"CREATE UNIQUE INDEX {quote(layer.id + '_key')} ON {table} ({quote(layer.key)})")
     bounds = shapely.bounds(geoms)
     container.create_rtree(conn, layer.id, _rtree_rows(bounds))
-    extent = _extent(bounds)
+    meta = collection_meta(layer, shapely.total_bounds(geoms))
     container.register_features(
-        conn, layer.id, geometry_type=geometry_type, extent=extent, description=layer.title, stamp=stamp
+        conn, layer.id, geometry_type=geometry_type, extent=tuple(meta["extent"]), description=layer.title,
+        stamp=stamp,
     )
     if layer.generalised:
         write_generalised(conn, layer, stamp)
-    return {
-        "id": layer.id,
-        "title": layer.title,
-        "description": layer.description,
-        "geometry_type": layer.geometry_type,
-        "key": layer.key,
-        "fields": [dataclasses.asdict(f) for f in layer.fields],
-        "count": len(layer),
-        "extent": list(extent),
-        "minzoom": layer.minzoom,
-        "maxzoom": layer.maxzoom,
-        "generalised": [[g.minzoom, g.maxzoom] for g in layer.generalised],
-    }
+    return meta
 
 
 def _geometries(layer: Layer) -> np.ndarray:
@@ -205,14 +192,6 @@ def _rtree_rows(bounds: np.ndarray) -> zip:
     present = np.isfinite(bounds).all(axis=1)
     fids = np.flatnonzero(present) + 1
     return zip(fids.tolist(), *bounds[present][:, [0, 2, 1, 3]].T.tolist(), strict=True)
-
-
-def _extent(bounds: np.ndarray) -> tuple[float, float, float, float]:
-    """The box around every geometry (the whole world for a layer without any)."""
-    present = bounds[np.isfinite(bounds).all(axis=1)]
-    if not len(present):
-        return WORLD
-    return (*present[:, :2].min(axis=0).tolist(), *present[:, 2:].max(axis=0).tolist())
 
 
 def write_generalised(conn: sqlite3.Connection, layer: Layer, stamp: str) -> None:

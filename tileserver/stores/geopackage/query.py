@@ -9,17 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from tileserver import cql
 from tileserver.dataset import Field
 from tileserver.errors import BadRequest
 from tileserver.grid import BBox
-from tileserver.stores.base import CollectionInfo, Feature, FeatureQuery
+from tileserver.stores.base import CollectionInfo, Feature, FeatureQuery, typed
 from tileserver.stores.geopackage import geometry
 from tileserver.stores.geopackage.container import quote, rtree_name
 
-_BOOLEANS = {"true": 1, "1": 1, "false": 0, "0": 0}
+BATCH = 500  # rows whose geometries are parsed in one call; the page still streams
 
 
 @dataclass(frozen=True)
@@ -67,15 +68,26 @@ def lookup(info: CollectionInfo, fid: str) -> Plan:
 
 
 def read_features(rows: Iterable[tuple], properties: tuple[Field, ...]) -> Iterator[Feature]:
-    """Features from the rows of a plan, one at a time, with booleans as bool."""
+    """Features from the rows of a plan, read a batch at a time: one geometry parse per batch, booleans as bool.
+
+    >>> import numpy as np, shapely
+    >>> blob = geometry.encode(np.array([shapely.Point(1, 2)], dtype=object), 4326)[0]
+    >>> next(read_features([("a", blob, 1, "x")], (Field("ok", "boolean"), Field("nom", "string"))))
+    Feature(id='a', geometry=<POINT (1 2)>, properties={'ok': True, 'nom': 'x'})
+    >>> next(read_features([("a", None)], ())).properties
+    {}
+    """
     names = [f.name for f in properties]
-    booleans = [f.type == "boolean" for f in properties]
-    for key, blob, *values in rows:
-        props = {
-            name: bool(v) if is_bool and v is not None else v
-            for name, is_bool, v in zip(names, booleans, values, strict=True)
-        }
-        yield Feature(id=str(key), geometry=geometry.decode(blob), properties=props)
+    booleans = [i for i, f in enumerate(properties) if f.type == "boolean"]
+    iterator = iter(rows)
+    while batch := list(islice(iterator, BATCH)):
+        keys, blobs, *columns = zip(*batch, strict=True)
+        for i in booleans:  # SQLite stores 0 and 1
+            columns[i] = [None if v is None else bool(v) for v in columns[i]]
+        shapes = geometry.decode_many(blobs).tolist()
+        rows_values = zip(*columns, strict=True) if columns else [()] * len(batch)
+        for key, shape, values in zip(keys, shapes, rows_values, strict=True):
+            yield Feature(str(key), shape, dict(zip(names, values, strict=True)))
 
 
 def _selected(info: CollectionInfo, properties: tuple[Field, ...]) -> str:
@@ -144,40 +156,3 @@ def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:
         params.extend(b)
     return f"fid IN (SELECT id FROM {quote(rtree_name(info.id, 'geom'))} WHERE {near}) AND ({exact})"
 
-
-def typed(field: Field, value: Any) -> Any:
-    """A filter value as the field's column stores it, or a 400 saying why it cannot be.
-
-    >>> typed(Field("n", "integer"), "12"), typed(Field("ok", "boolean"), "true"), typed(Field("t", "number"), 2)
-    (12, 1, 2.0)
-    """
-    try:
-        if field.type == "boolean":
-            return _boolean(value)
-        if field.type == "integer":
-            return _integer(value)
-        if field.type == "number":
-            return float(value)
-        return str(value)
-    except (TypeError, ValueError):
-        raise BadRequest(f"{field.name}={value!r} is not a valid {field.type}") from None
-
-
-def _boolean(value: Any) -> int:
-    """0 or 1 from a bool, 0/1 or the words true/false."""
-    if isinstance(value, bool):
-        return int(value)
-    word = str(value).strip().lower()
-    if word not in _BOOLEANS:
-        raise ValueError(value)
-    return _BOOLEANS[word]
-
-
-def _integer(value: Any) -> int:
-    """An int from an int, or a number or string with no fractional part."""
-    if isinstance(value, bool):
-        raise ValueError(value)
-    number = float(value)
-    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
-        raise ValueError(value)
-    return int(number)

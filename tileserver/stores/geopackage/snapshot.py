@@ -17,17 +17,16 @@ from collections.abc import Sequence
 from urllib.parse import quote as quote_uri
 
 from tileserver import cql
-from tileserver.dataset import Field
 from tileserver.errors import NotFound, Unavailable
-from tileserver.grid import BBox, Tile
+from tileserver.grid import Tile
 from tileserver.stores.base import (
     CollectionInfo,
     Feature,
     FeaturePage,
     FeatureQuery,
-    GeneralisedRange,
     TileFilter,
     VersionInfo,
+    public_meta,
 )
 from tileserver.stores.geopackage import geometry, layout, query, tiles
 
@@ -54,11 +53,12 @@ class GeoPackageSnapshot:
         try:
             meta = _read_meta(conn)
             self.version = _version(conn, meta["version"])
-            self._collections = {c["id"]: _collection_info(c) for c in meta["collections"]}
+            self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
         except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
             conn.close()
             raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
         self._meta = meta
+        self._public_meta = public_meta(meta)
         link = layout.version_file(path, self.version.id)
         self._file = link if os.path.exists(link) else path
         self._local = threading.local()
@@ -99,9 +99,12 @@ class GeoPackageSnapshot:
         return copy.deepcopy(self._meta["catalogue"])
 
     def meta(self) -> dict:
-        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id."""
-        keys = ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")
-        return copy.deepcopy({key: self._meta[key] for key in keys})
+        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
+
+        Built once per version and shared by every request that reads it (raster tiles read it each
+        time): callers read it and never change it.
+        """
+        return self._public_meta
 
     def versions(self) -> list[VersionInfo]:
         """This version and the earlier ones, newest first, with their reports."""
@@ -164,19 +167,3 @@ def _version(conn: sqlite3.Connection, version_id: str) -> VersionInfo:
         raise KeyError(f"version {version_id} missing from ecarto_versions")
     return VersionInfo(version_id, row[0], json.loads(row[1]))
 
-
-def _collection_info(entry: dict) -> CollectionInfo:
-    """A collection as `publish` described it in `ecarto_meta`."""
-    return CollectionInfo(
-        id=entry["id"],
-        title=entry["title"],
-        description=entry["description"],
-        geometry_type=entry["geometry_type"],
-        key=entry["key"],
-        fields=tuple(Field(**f) for f in entry["fields"]),
-        count=entry["count"],
-        extent=BBox(*entry["extent"]),
-        minzoom=entry["minzoom"],
-        maxzoom=entry["maxzoom"],
-        generalised=tuple(GeneralisedRange(a, b) for a, b in entry["generalised"]),
-    )

@@ -40,10 +40,8 @@ Physical schema (write SQL against this; `<id>` is a version id such as `2025010
 
 from __future__ import annotations
 
-import math
 import shutil
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict
 from itertools import repeat
 from pathlib import Path
 
@@ -56,8 +54,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from tileserver.dataset import Clusters, Dataset, FieldType, Layer
-
-WORLD = [-180.0, -90.0, 180.0, 90.0]  # the extent given to an empty collection
+from tileserver.stores.base import collection_meta
 
 COLUMN_TYPES = {
     "string": 'text COLLATE "C"',  # byte order, like SQLite: both stores sort strings alike
@@ -129,7 +126,7 @@ def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
     _index(conn, table, ["geom", "geom3857"], unique=layer.key)
     if layer.generalised:
         _write_generalised(conn, schema, layer)
-    return _describe(layer, geometries)
+    return collection_meta(layer, shapely.total_bounds(geometries))
 
 
 def _columns(layer: Layer) -> list[tuple[str, FieldType]]:
@@ -224,23 +221,6 @@ def _ewkb(geometries: np.ndarray, srid: int) -> list[bytes | None]:
     """EWKB bytes carrying the SRID the column expects (None stays None)."""
     return list(shapely.to_wkb(shapely.set_srid(geometries, srid), include_srid=True))
 
-
-def _describe(layer: Layer, geometries: np.ndarray) -> dict:
-    """The collection's entry in the version metadata."""
-    extent = [float(v) for v in shapely.total_bounds(geometries)]
-    return {
-        "id": layer.id,
-        "title": layer.title,
-        "description": layer.description,
-        "geometry_type": layer.geometry_type,
-        "key": layer.key,
-        "fields": [asdict(f) for f in layer.fields],
-        "count": len(layer),
-        "extent": extent if all(map(math.isfinite, extent)) else WORLD,
-        "minzoom": layer.minzoom,
-        "maxzoom": layer.maxzoom,
-        "generalised": [[g.minzoom, g.maxzoom] for g in layer.generalised],
-    }
 
 
 def _numpy_kind(values: np.ndarray) -> FieldType:

@@ -16,7 +16,7 @@ from tileserver import cql
 from tileserver.dataset import Field
 from tileserver.errors import BadRequest
 from tileserver.grid import BBox
-from tileserver.stores.base import CollectionInfo, FeatureQuery
+from tileserver.stores.base import CollectionInfo, FeatureQuery, typed
 
 ARRAY_TYPES = {
     "string": "text[]",
@@ -24,7 +24,6 @@ ARRAY_TYPES = {
     "number": "double precision[]",
     "boolean": "boolean[]",
 }
-BOOLEAN_WORDS = {"true": True, "false": False, "1": True, "0": False}
 
 
 @dataclass(frozen=True)
@@ -77,31 +76,6 @@ def select_list(info: CollectionInfo, properties: tuple[str, ...]) -> sql.Compos
     )
 
 
-def _typed(field: Field, value: Any) -> Any:
-    """A filter value as the field's type, so it compares as the column does (else a 400)."""
-    try:
-        if field.type == "boolean":
-            return value if isinstance(value, bool) else BOOLEAN_WORDS[str(value).strip().lower()]
-        if field.type == "integer":
-            return _integer(value)
-        return {"string": str, "number": float}[field.type](value)
-    except (KeyError, TypeError, ValueError):
-        raise BadRequest(f"{field.name}={value!r} is not a valid {field.type}") from None
-
-
-def _integer(value: Any) -> int:
-    """An int from an int, or from a number or string with no fractional part.
-
-    >>> _integer("12"), _integer(3.0), _integer("1e3")
-    (12, 3, 1000)
-    """
-    if isinstance(value, bool):
-        raise ValueError(value)
-    number = float(value)
-    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
-        raise ValueError(value)
-    return int(number)
-
 
 def _field(info: CollectionInfo, name: str) -> Field:
     """The declared field `name` (the key counts as one), or a client error naming the collection."""
@@ -129,7 +103,7 @@ def _where(info: CollectionInfo, q: FeatureQuery) -> tuple[list[sql.Composable],
         conditions.append(
             sql.SQL("{} = ANY(%s::{})").format(sql.Identifier(field.name), sql.SQL(ARRAY_TYPES[field.type]))
         )
-        params.append([_typed(field, v) for v in values])
+        params.append([typed(field, v) for v in values])
     if q.filter is not None:
         condition, filter_params = cql.to_postgis(info, q.filter)
         conditions.append(condition)

@@ -8,17 +8,16 @@ from typing import Any
 
 import shapely
 
-from tileserver.dataset import Field
 from tileserver.errors import NotFound
-from tileserver.grid import BBox, Tile
+from tileserver.grid import Tile
 from tileserver.stores.base import (
     CollectionInfo,
     Feature,
     FeaturePage,
     FeatureQuery,
-    GeneralisedRange,
     TileFilter,
     VersionInfo,
+    public_meta,
 )
 from tileserver.stores.postgis import tiles
 from tileserver.stores.postgis.database import Database
@@ -36,7 +35,8 @@ class PostGISSnapshot:
         self.schema = version_schema(version.id)
         self.db = db
         self._meta = meta
-        self._collections = {c["id"]: _collection_info(c) for c in meta["collections"]}
+        self._public_meta = public_meta(meta)
+        self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection of this version, in published order."""
@@ -47,9 +47,12 @@ class PostGISSnapshot:
         return copy.deepcopy(self._meta["catalogue"])
 
     def meta(self) -> dict:
-        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters."""
-        keys = ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")
-        return copy.deepcopy({k: self._meta[k] for k in keys})
+        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
+
+        Built once per version and shared by every request that reads it (raster tiles read it each
+        time): callers read it and never change it.
+        """
+        return self._public_meta
 
     def collection(self, collection: str) -> CollectionInfo:
         """A collection's description, or NotFound."""
@@ -98,19 +101,3 @@ def _features(rows: Sequence[Sequence], properties: tuple[str, ...]) -> Iterator
     for row, geometry in zip(rows, geometries, strict=True):
         yield Feature(str(row[0]), geometry, dict(zip(properties, row[2:], strict=True)))
 
-
-def _collection_info(entry: dict) -> CollectionInfo:
-    """A collection's description from its metadata entry."""
-    return CollectionInfo(
-        id=entry["id"],
-        title=entry["title"],
-        description=entry["description"],
-        geometry_type=entry["geometry_type"],
-        key=entry["key"],
-        fields=tuple(Field(**f) for f in entry["fields"]),
-        count=entry["count"],
-        extent=BBox(*entry["extent"]),
-        minzoom=entry["minzoom"],
-        maxzoom=entry["maxzoom"],
-        generalised=tuple(GeneralisedRange(*g) for g in entry["generalised"]),
-    )
