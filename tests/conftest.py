@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import itertools
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +19,7 @@ from shapely.geometry import MultiPolygon, Point, box
 
 from ingest.clusters import build_clusters
 from ingest.job import run
-from ingest.manifest import load_manifest
+from ingest.manifest import Indicator, load_manifest
 from ingest.report import Report
 from tileserver.dataset import Clusters, Dataset, Field, Generalised, Layer
 from tileserver.grid import to_mercator
@@ -77,8 +79,8 @@ def small_dataset() -> Dataset:
         cluster_maxzoom=CLUSTER_MAXZOOM,
         cluster_cells=CLUSTER_CELLS,
         catalogue=[
-            {"id": "ips", "level": "etablissements", "title": "Indice de position sociale", "unit": ""},
-            {"id": "effectif", "level": "etablissements", "title": "Élèves", "unit": "élèves"},
+            Indicator("ips", "contexte", "Indice de position sociale", "ips.csv", "ips", main=True).to_dict(),
+            Indicator("effectif", "contexte", "Élèves", "effectif.csv", "effectif", unit="élèves").to_dict(),
         ],
         report={"datasets": {"annuaire": {"read": 6, "loaded": 6, "rejected": 0, "rejections": []}}},
     )
@@ -360,3 +362,29 @@ def themed_app(themed_store):
     from tileserver.app import create_app
 
     return create_app(Settings(database=themed_store.url), store=themed_store)
+
+
+def small_manifest(tmp_path: Path, schools: Path, *, departement: str) -> Path:
+    """A manifest over one sample file, with the communes of its département only (fast)."""
+    with gzip.open(DATA / "boundaries-2018/communes-avec-outre-mer.geojson.gz", "rt", encoding="utf-8") as handle:
+        communes = json.load(handle)
+    communes["features"] = [f for f in communes["features"] if f["properties"]["code"].startswith(departement)]
+    (tmp_path / "communes.geojson").write_text(json.dumps(communes), encoding="utf-8")
+    manifest = tmp_path / f"sources-{departement}.toml"
+    manifest.write_text(
+        f"""
+surfaces = false
+[schools]
+url = "{schools}"
+[communes]
+url = "communes.geojson"
+[departements]
+url = "{DATA}/boundaries-2018/departements-avec-outre-mer.geojson"
+[academies]
+url = "{DATA}/academies/fr-en-contour-academies-2020.geojson"
+[regions]
+url = "{DATA}/boundaries-2018/regions-avec-outre-mer.geojson"
+""",
+        encoding="utf-8",
+    )
+    return manifest

@@ -13,8 +13,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from ingest.manifest import load_manifest
-from tests.conftest import DATA, REPO, ingest_into
+from tests.conftest import DATA, REPO, ingest_into, small_manifest
 from tileserver.cli import main
 from tileserver.settings import Settings
 from tileserver.stores import open_store
@@ -102,7 +101,7 @@ def test_report_is_kept_with_the_version(national_gpkg):
 
 def test_an_older_layout_with_public_and_private_schools(tmp_path):
     """The 2023 Ille-et-Vilaine export: 69 columns, X/Y in Lambert-93, schools of every type."""
-    manifest = _small_manifest(tmp_path, SAMPLE_35, departement="35")
+    manifest = small_manifest(tmp_path, SAMPLE_35, departement="35")
     result = ingest_into(str(tmp_path / "35.gpkg"), tmp_path / "cache", manifest)
     schools = result.report.datasets["etablissements"]
     assert schools.read == data_rows(SAMPLE_35)
@@ -116,7 +115,7 @@ def test_an_older_layout_with_public_and_private_schools(tmp_path):
 
 def test_a_missing_source_fails_clearly_and_keeps_the_previous_version(tmp_path, capsys):
     database = tmp_path / "keep.gpkg"
-    manifest = _small_manifest(tmp_path, SAMPLE_94, departement="94")
+    manifest = small_manifest(tmp_path, SAMPLE_94, departement="94")
     first = ingest_into(str(database), tmp_path / "cache", manifest)
     broken = tmp_path / "broken.toml"
     broken.write_text(manifest.read_text().replace("val-de-marne-2026.csv", "nowhere.csv"))
@@ -142,7 +141,7 @@ def test_a_missing_source_fails_clearly_and_keeps_the_previous_version(tmp_path,
 
 def test_a_killed_ingest_leaves_the_previous_version_serving(tmp_path):
     database = tmp_path / "killed.gpkg"
-    manifest = _small_manifest(tmp_path, SAMPLE_94, departement="94")
+    manifest = small_manifest(tmp_path, SAMPLE_94, departement="94")
     first = ingest_into(str(database), tmp_path / "cache", manifest)
     command = [
         sys.executable,
@@ -175,30 +174,3 @@ def _query(collection: str, **kwargs):
     from tileserver.stores.base import FeatureQuery
 
     return FeatureQuery(collection, **kwargs)
-
-
-def _small_manifest(tmp_path: Path, schools: Path, *, departement: str) -> Path:
-    """A manifest over one sample file, with the communes of its département only (fast)."""
-    with gzip.open(DATA / "boundaries-2018/communes-avec-outre-mer.geojson.gz", "rt", encoding="utf-8") as handle:
-        communes = json.load(handle)
-    communes["features"] = [f for f in communes["features"] if f["properties"]["code"].startswith(departement)]
-    (tmp_path / "communes.geojson").write_text(json.dumps(communes), encoding="utf-8")
-    manifest = tmp_path / f"sources-{departement}.toml"
-    manifest.write_text(
-        f"""
-surfaces = false
-[schools]
-url = "{schools}"
-[communes]
-url = "communes.geojson"
-[departements]
-url = "{DATA}/boundaries-2018/departements-avec-outre-mer.geojson"
-[academies]
-url = "{DATA}/academies/fr-en-contour-academies-2020.geojson"
-[regions]
-url = "{DATA}/boundaries-2018/regions-avec-outre-mer.geojson"
-""",
-        encoding="utf-8",
-    )
-    assert load_manifest(manifest).sources["communes"].url == str(tmp_path / "communes.geojson")
-    return manifest

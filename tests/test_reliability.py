@@ -23,9 +23,8 @@ import psycopg
 import pytest
 import requests
 
-from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, uai
+from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, small_manifest, uai
 from tests.servers import TcpProxy, serve
-from tests.test_ingest import _small_manifest
 from tileserver.errors import IngestError
 from tileserver.grid import BBox, bbox_to_bounds, tiles_covering
 from tileserver.settings import Settings
@@ -156,7 +155,7 @@ def test_losing_the_database_answers_503_quickly_and_the_server_recovers_by_itse
 
 
 def test_a_killed_postgis_ingest_leaves_the_previous_version_serving(postgis_url, tmp_path):
-    manifest = _small_manifest(tmp_path, SAMPLES / "annuaire-education-94-val-de-marne-2026.csv", departement="94")
+    manifest = small_manifest(tmp_path, SAMPLES / "annuaire-education-94-val-de-marne-2026.csv", departement="94")
     first = ingest_into(postgis_url, tmp_path / "cache", manifest)
     schools = first.report.datasets["etablissements"].loaded
     assets = str(tmp_path / "assets")  # where `ingest_into` puts the files of a version

@@ -210,3 +210,19 @@ def test_classes_fall_back_to_one_colour_without_breaks():
              "breaks": [], "palette": ""}
     assert for_aggregates(entry).kind == "single" and for_schools(entry).kind == "single"
     assert for_aggregates({**entry, "aggregate": "mean", "breaks": [5, 1]}).breaks == (1.0, 5.0)
+
+
+def test_styles_of_a_catalogue_with_one_theme(tmp_path, small_dataset):
+    """A catalogue covering one theme still gives a style list and valid styles, never a 500."""
+    from tileserver import create_app
+    from tileserver.settings import Settings
+
+    settings = Settings(database=str(tmp_path / "one.gpkg"), version_check_seconds=0)
+    app = create_app(settings)
+    app.extensions["ecarto.store"].publish(small_dataset)
+    client = app.test_client()
+    listed = client.get("/styles")
+    assert listed.status_code == 200
+    ids = [s["id"] for s in listed.get_json()["styles"]]
+    assert "contexte" in ids
+    assert client.get("/styles/contexte").get_json()["version"] == 8

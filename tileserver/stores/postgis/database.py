@@ -17,6 +17,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from tileserver.errors import Unavailable
 from tileserver.settings import Settings
 
+# A database that goes silent (a dropped route, a frozen host) must not hold a request until the
+# kernel's two-hour TCP timeout: probe idle connections and give up after about 15 s of silence.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 5,
+               "tcp_user_timeout": 15_000}
 RETRY_AFTER = 5  # seconds a client is told to wait when the database does not answer
 
 
@@ -30,7 +34,7 @@ class Database:
             min_size=1,
             max_size=settings.db_pool_size,
             timeout=settings.db_timeout_seconds,
-            kwargs={"autocommit": True, "connect_timeout": connect_timeout},
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout, **_KEEPALIVES},
             check=ConnectionPool.check_connection,
             # psycopg_pool retries a lost connection with a doubling delay for `reconnect_timeout`
             # (5 min by default), so after a long outage it could wait minutes more before trying
