@@ -21,15 +21,15 @@ def main(path: str) -> int:
     layers = project.mapLayers().values()
     tiles = [layer for layer in layers if isinstance(layer, QgsVectorTileLayer)]
     bad = [layer.name() for layer in tiles if not layer.isValid() or not layer.renderer().styles()]
-    print(f"loaded={loaded} {error} tiles={len(tiles)} bad={bad}")
+    print(f"loaded={loaded} {error} tiles={len(tiles)} bad={bad}", flush=True)
     features = [layer for layer in layers if isinstance(layer, QgsVectorLayer) and layer.providerType() == "OAPIF"]
     counts = {layer.name(): _features_in_extent(layer) for layer in features}
-    print(f"features layers={counts}")
+    print(f"features layers={counts}", flush=True)
     ok = loaded and tiles and not bad
     if ok:
-        print("vector tile layers: valid")
+        print("vector tile layers: valid", flush=True)
     if features and all(counts.values()):
-        print("features layers: valid")
+        print("features layers: valid", flush=True)
     app.exitQgis()
     return 0 if ok and features and all(counts.values()) else 1
 

@@ -91,6 +91,8 @@ def test_type_filter_reaches_the_tiles(walk):
 def test_search_finds_a_commune_and_opens_its_sheet(walk):
     search = walk["steps"]["search"]
     assert search["results"][0] == "Rennes (commune 35238)"
+    first_school = next(result for result in search["results"] if " — " in result)
+    assert "— Rennes (" in first_school  # its schools before those of Varennes...
     assert "fiche=communes/35238" in search["hash"]
     assert "Rennes" in search["sheet"] and "Établissements" in search["sheet"]
 

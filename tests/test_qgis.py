@@ -122,8 +122,22 @@ def test_qgis_loads_both_files(live_themed, tmp_path):
     for name in ("qgis/services.qlr", "qgis/project.qgs"):
         path = tmp_path / Path(name).name
         path.write_bytes(requests.get(f"{live_themed}/{name}", timeout=30).content)
-        result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path)], capture_output=True, text=True,
-                                timeout=180, env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)})
+        result = qgis_check(path, tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "vector tile layers: valid" in result.stdout, result.stdout
         assert "features layers: valid" in result.stdout, result.stdout
+
+
+def qgis_check(path: Path, home: Path, attempts: int = 3) -> subprocess.CompletedProcess:
+    """`qgis_load.py` on a file, run again when QGIS itself dies of a signal.
+
+    QGIS 3.22's OGC API - Features reader now and then corrupts its heap while reading features
+    (SIGSEGV, SIGABRT "munmap_chunk(): invalid pointer"; about one run in ten here); the check's
+    own verdicts (exit 0 or 1) are never retried.
+    """
+    for _ in range(attempts):
+        result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path)], capture_output=True, text=True,
+                                timeout=180, env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(home)})
+        if result.returncode >= 0:
+            break
+    return result

@@ -256,19 +256,19 @@ async function search(text) {
     return response.ok ? [await response.json()].map((f) => ({ collection: SCHOOLS, feature: f })) : [];
   }
   const [schools, communes] = await Promise.all([
-    findByName(SCHOOLS, ['nom', 'nom_commune'], `%${likeText(query)}%`, 8),
-    findCommunes(query, 5),
+    findRanked(SCHOOLS, ['nom', 'nom_commune'], query, 8),
+    findRanked('communes', ['nom'], query, 5),
   ]);
   return [...communes.map((f) => ({ collection: 'communes', feature: f })),
     ...schools.map((f) => ({ collection: SCHOOLS, feature: f }))];
 }
 
-// The server lists matches by code: ask for the commune named as typed, then those whose name starts
-// so, then any other ("rennes": Rennes, then Rennes-le-Château..., then names holding it), in that order.
-async function findCommunes(query, limit) {
+// The server lists matches by code: ask for names as typed, then names starting so, then any other
+// ("rennes": Rennes and its schools, then Rennes-le-Château..., then Varennes...), in that order.
+async function findRanked(collection, properties, query, limit) {
   const text = likeText(query);
   const tiers = await Promise.all([text, `${text}%`, `%${text}%`]
-    .map((pattern) => findByName('communes', ['nom'], pattern, limit)));
+    .map((pattern) => findByName(collection, properties, pattern, limit)));
   return [...new Map(tiers.flat().map((f) => [f.id, f])).values()].slice(0, limit);
 }
 
