@@ -6,6 +6,7 @@ import gzip
 import re
 
 import pytest
+from werkzeug.test import Client, TestResponse
 
 from tests.tiletools import decode, gdal_decode, synthetic_dataset
 from tileserver import create_app
@@ -74,6 +75,29 @@ def test_tiles_are_made_once_then_served_from_the_cache(app, client):
     client.get(URL)
     client.get(URL + "?type=ecole")
     assert (cache.misses, cache.hits) == (2, 1)
+
+
+def test_a_cache_hit_answered_before_flask_is_the_answer_flask_gives(app, client):
+    etag = client.get(URL).headers["ETag"]  # a miss: the app checks the request, makes and keeps the tile
+    version = app.extensions["ecarto.store"].current().version.id
+    shortcut = app.wsgi_app
+    flask_only = Client(shortcut.app, TestResponse)
+    variants = [("", {}), ("", {"Accept-Encoding": "gzip"}), (f"?v={version}", {"Accept-Encoding": "gzip, br"}),
+                ("?v=20000101T000000000000", {}), ("", {"If-None-Match": etag}),
+                ("", {"If-None-Match": f'W/"other", {etag}', "Accept-Encoding": "gzip"})]
+    for query, headers in variants:
+        theirs = flask_only.get(URL + query, headers=headers)
+        shortcut.app = _refuse  # so only the shortcut can answer
+        try:
+            ours = client.get(URL + query, headers=headers)
+        finally:
+            shortcut.app = flask_only.application
+        assert (ours.status, ours.data) == (theirs.status, theirs.data)
+        assert sorted(ours.headers.items()) == sorted(theirs.headers.items())
+
+
+def _refuse(environ, start_response):
+    raise AssertionError(f"{environ['PATH_INFO']} reached the app")
 
 
 def test_a_new_version_changes_the_tile_and_its_etag(app, client, dataset):

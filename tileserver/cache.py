@@ -18,7 +18,9 @@ from cachetools import LRUCache
 from flask import Response, request
 from werkzeug.http import parse_accept_header, parse_etags
 
+from tileserver.grid import Tile
 from tileserver.media import MediaType
+from tileserver.stores.base import TileFilter
 
 GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
 
@@ -49,6 +51,16 @@ def prepare(body: bytes, media_type: str) -> CachedTile:
     if gzipped is not None and len(gzipped) >= len(body):
         gzipped = None
     return CachedTile(body, gzipped, etag, media_type)
+
+
+def mvt_key(version: str, names: tuple[str, ...], tile: Tile, filters: TileFilter | None = None) -> tuple:
+    """The cache key of a vector tile: every value its bytes depend on, the data version first.
+
+    >>> mvt_key("20260101T000000000000", ("regions",), Tile(3, 2, 5))
+    ('mvt', '20260101T000000000000', ('regions',), 3, 2, 5, (), ())
+    """
+    filters = filters or TileFilter()
+    return ("mvt", version, names, tile.z, tile.x, tile.y, filters.types, filters.statuts)
 
 
 class TileCache:

@@ -13,7 +13,9 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from tileserver.cache import CachedTile, TileCache, accepts_gzip, matches_etag
+from tileserver.cache import CachedTile, TileCache, accepts_gzip, matches_etag, mvt_key
+from tileserver.errors import EcartoError
+from tileserver.grid import Tile
 from tileserver.settings import Settings
 from tileserver.stores.base import Store
 
@@ -47,11 +49,14 @@ class CachedTiles:
         path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
         query = environ.get("QUERY_STRING", "")
         version = _VERSION.fullmatch(query) if query else None
-        snap = self.store.current() if path and (version or not query) else None
+        try:
+            snap = self.store.current() if path and (version or not query) else None
+        except EcartoError:  # the database is away: the app answers with its 503 and Retry-After
+            return None
         if snap is None:
             return None
         names, z, x, y = path.groups()
-        tile = self.cache.get(("mvt", snap.version.id, tuple(names.split(",")), int(z), int(x), int(y), (), ()))
+        tile = self.cache.get(mvt_key(snap.version.id, tuple(names.split(",")), Tile(int(z), int(x), int(y))))
         if tile is None or not tile.body:
             return None
         current = version is None or version.group(1) == snap.version.id

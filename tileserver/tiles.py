@@ -17,7 +17,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from tileserver import context, params, tilesets
-from tileserver.cache import prepare, tile_response
+from tileserver.cache import mvt_key, prepare, tile_response
 from tileserver.dataset import COUNTED_TYPES, SCHOOLS
 from tileserver.errors import BadRequest, NotFound
 from tileserver.grid import MAX_ZOOM, Tile, is_valid
@@ -123,9 +123,9 @@ def _tile(snap: Snapshot, infos: Sequence[CollectionInfo], tile: Tile, filters: 
     names = tuple(i.id for i in infos)
     if SCHOOLS not in names:
         filters = TileFilter()  # filters only change the schools: one cache entry whatever they say
-    key = ("mvt", snap.version.id, names, tile.z, tile.x, tile.y, filters.types, filters.statuts)
     cached = context.cache().get_or_make(
-        key, lambda: prepare(snap.tile(tile, layers=names, filters=filters), MediaType.MVT)
+        mvt_key(snap.version.id, names, tile, filters),
+        lambda: prepare(snap.tile(tile, layers=names, filters=filters), MediaType.MVT),
     )
     current = version is None or version == snap.version.id
     return tile_response(cached, context.settings().cache_control if current else "no-cache")
