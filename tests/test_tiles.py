@@ -85,11 +85,14 @@ def test_a_cache_hit_answered_before_flask_is_the_answer_flask_gives(app, client
     variants = [("", {}), ("", {"Accept-Encoding": "gzip"}), (f"?v={version}", {"Accept-Encoding": "gzip, br"}),
                 ("?v=20000101T000000000000", {}), ("", {"If-None-Match": etag}),
                 ("", {"If-None-Match": f'W/"other", {etag}', "Accept-Encoding": "gzip"})]
-    for query, headers in variants:
-        theirs = flask_only.get(URL + query, headers=headers)
+    empty = "/tiles/etablissements/10/0/0.mvt"
+    assert client.get(empty).status_code == 204  # a miss, kept in the cache as an empty tile
+    requests = [(URL + query, headers) for query, headers in variants] + [(empty, {}), (empty, {"If-None-Match": "x"})]
+    for url, headers in requests:
+        theirs = flask_only.get(url, headers=headers)
         shortcut.app = _refuse  # so only the shortcut can answer
         try:
-            ours = client.get(URL + query, headers=headers)
+            ours = client.get(url, headers=headers)
         finally:
             shortcut.app = flask_only.application
         assert (ours.status, ours.data) == (theirs.status, theirs.data)

@@ -107,7 +107,7 @@ def tile_response(tile: CachedTile, cache_control: str) -> Response:
     if matches_etag(request.headers.get("If-None-Match"), tile.etag):
         return Response(status=304, headers=headers)
     if not tile.body:
-        return Response(status=204, headers=headers)
+        return Response(status=204, headers=headers, content_type=tile.media_type)
     body = tile.body
     if tile.gzipped is not None and accepts_gzip(request.headers.get("Accept-Encoding")):
         body = tile.gzipped

@@ -1,7 +1,7 @@
 """Cached vector tiles answered below Flask: routing, hooks and `Response` objects cost more than the hit.
 
 Only a GET of `/tiles/{layers}/{z}/{x}/{y}.mvt`, with no query string or only the `v` a TileJSON puts
-in its tile URLs, whose tile is in the cache and not empty is answered here, with the headers
+in its tile URLs, whose tile (empty or not) is in the cache is answered here, with the headers
 `tiles._tile` and the app's CORS hook give (a test holds the two paths to the same answer). Anything
 else, a miss included, goes on to the app, so parsing, validation and errors stay in one place: a
 key is only in the cache once the app has checked the request that made it.
@@ -57,16 +57,18 @@ class CachedTiles:
             return None
         names, z, x, y = path.groups()
         tile = self.cache.get(mvt_key(snap.version.id, tuple(names.split(",")), Tile(int(z), int(x), int(y))))
-        if tile is None or not tile.body:
+        if tile is None:
             return None
         current = version is None or version.group(1) == snap.version.id
         return self._hit(tile, self.cache_control if current else "no-cache", environ)
 
     def _hit(self, tile: CachedTile, cache_control: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
-        """The answer `cache.tile_response` gives for a non-empty tile, CORS headers included."""
+        """The answer `cache.tile_response` gives for a cached tile, CORS headers included."""
         headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding")]
         if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
             return "304 NOT MODIFIED", headers + self.cors, b""
+        if not tile.body:  # an empty tile: most tiles at high zoom, over the sea or the countryside
+            return "204 NO CONTENT", [*headers, ("Content-Type", str(tile.media_type)), *self.cors], b""
         body = tile.body
         if tile.gzipped is not None and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")):
             body = tile.gzipped
