@@ -25,15 +25,11 @@ from pathlib import Path
 
 import requests
 
+from bench.processes import free_port
+
 STARTUP_SECONDS = 30.0
 PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
 
-
-def free_port() -> int:
-    """A TCP port of 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from shapely.geometry.base import BaseGeometry
 
 from tileserver.dataset import Dataset, Field, Layer
-from tileserver.errors import BadRequest
+from tileserver.errors import BadRequest, NotFound
 from tileserver.grid import BBox, Tile
 
 
@@ -91,6 +91,38 @@ def public_meta(meta: dict) -> dict:
     {'cluster_maxzoom': 12, 'cluster_cells': 16, 'cluster_sums': [], 'rasters': {}}
     """
     return copy.deepcopy({key: meta[key] for key in ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")})
+
+
+class VersionMeta:
+    """The part of a snapshot both stores share: a version's metadata, read once when it is opened."""
+
+    def __init__(self, meta: dict):
+        self._meta = meta
+        self._public_meta = public_meta(meta)
+        self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection of this version, in published order."""
+        return list(self._collections.values())
+
+    def collection(self, name: str) -> CollectionInfo:
+        """One collection's description, or NotFound."""
+        info = self._collections.get(name)
+        if info is None:
+            raise NotFound(f"no collection {name!r}")
+        return info
+
+    def catalogue(self) -> list[dict]:
+        """The indicator catalogue this version was built with (a copy: styles may change it)."""
+        return copy.deepcopy(self._meta["catalogue"])
+
+    def meta(self) -> dict:
+        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
+
+        Built once per version and shared by every request that reads it (raster tiles read it each
+        time): callers read it and never change it.
+        """
+        return self._public_meta
 
 
 WORLD = BBox(-180.0, -90.0, 180.0, 90.0)  # the extent given to an empty collection

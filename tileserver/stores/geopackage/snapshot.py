@@ -8,7 +8,6 @@ after the next publish replaced the served file.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import sqlite3
@@ -17,16 +16,15 @@ from collections.abc import Sequence
 from urllib.parse import quote as quote_uri
 
 from tileserver import cql
-from tileserver.errors import NotFound, Unavailable
+from tileserver.errors import Unavailable
 from tileserver.grid import Tile
 from tileserver.stores.base import (
-    CollectionInfo,
     Feature,
     FeaturePage,
     FeatureQuery,
     TileFilter,
     VersionInfo,
-    public_meta,
+    VersionMeta,
 )
 from tileserver.stores.geopackage import geometry, layout, query, tiles
 
@@ -44,7 +42,7 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-class GeoPackageSnapshot:
+class GeoPackageSnapshot(VersionMeta):
     """Read access to the version in one GeoPackage file; its metadata is read once, at opening."""
 
     def __init__(self, path: str):
@@ -53,12 +51,10 @@ class GeoPackageSnapshot:
         try:
             meta = _read_meta(conn)
             self.version = _version(conn, meta["version"])
-            self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
+            VersionMeta.__init__(self, meta)
         except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
             conn.close()
             raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
-        self._meta = meta
-        self._public_meta = public_meta(meta)
         link = layout.version_file(path, self.version.id)
         self._file = link if os.path.exists(link) else path
         self._local = threading.local()
@@ -82,29 +78,6 @@ class GeoPackageSnapshot:
             for conn in self._connections:
                 conn.close()
             self._connections.clear()
-
-    def collections(self) -> list[CollectionInfo]:
-        """Every collection of this version."""
-        return list(self._collections.values())
-
-    def collection(self, name: str) -> CollectionInfo:
-        """One collection, or NotFound."""
-        info = self._collections.get(name)
-        if info is None:
-            raise NotFound(f"no collection {name!r}")
-        return info
-
-    def catalogue(self) -> list[dict]:
-        """The indicator catalogue this version was built with."""
-        return copy.deepcopy(self._meta["catalogue"])
-
-    def meta(self) -> dict:
-        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
-
-        Built once per version and shared by every request that reads it (raster tiles read it each
-        time): callers read it and never change it.
-        """
-        return self._public_meta
 
     def versions(self) -> list[VersionInfo]:
         """This version and the earlier ones, newest first, with their reports."""

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import shapely
 
-from tileserver.errors import NotFound
 from tileserver.grid import Tile
 from tileserver.stores.base import (
-    CollectionInfo,
     Feature,
     FeaturePage,
     FeatureQuery,
     TileFilter,
     VersionInfo,
-    public_meta,
+    VersionMeta,
 )
 from tileserver.stores.postgis import tiles
 from tileserver.stores.postgis.database import Database
@@ -27,39 +24,14 @@ from tileserver.stores.postgis.versions import version_schema
 BATCH = 500  # rows fetched from the server-side cursor at a time
 
 
-class PostGISSnapshot:
+class PostGISSnapshot(VersionMeta):
     """One version schema; every read of a request made through it sees the same data."""
 
     def __init__(self, db: Database, version: VersionInfo, meta: dict):
         self.version = version
         self.schema = version_schema(version.id)
         self.db = db
-        self._meta = meta
-        self._public_meta = public_meta(meta)
-        self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
-
-    def collections(self) -> list[CollectionInfo]:
-        """Every collection of this version, in published order."""
-        return list(self._collections.values())
-
-    def catalogue(self) -> list[dict]:
-        """The indicator catalogue this version was built with."""
-        return copy.deepcopy(self._meta["catalogue"])
-
-    def meta(self) -> dict:
-        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
-
-        Built once per version and shared by every request that reads it (raster tiles read it each
-        time): callers read it and never change it.
-        """
-        return self._public_meta
-
-    def collection(self, collection: str) -> CollectionInfo:
-        """A collection's description, or NotFound."""
-        info = self._collections.get(collection)
-        if info is None:
-            raise NotFound(f"no collection {collection!r}")
-        return info
+        VersionMeta.__init__(self, meta)
 
     def get(self, collection: str, fid: str) -> Feature | None:
         """One feature by its key (a text column, as `uai` and `code` are), or None."""
