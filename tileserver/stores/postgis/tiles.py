@@ -11,6 +11,7 @@ Identifiers are composed with `psycopg.sql` and every value is a parameter.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 from psycopg import sql
 
@@ -32,11 +33,17 @@ def encode_tile(
     plans = [p for p in (tilecontent.plan(info, tile.z, meta["cluster_maxzoom"]) for info in infos) if p]
     if not plans:
         return b""
-    layers = [_layer(schema, p, meta) for p in plans]
-    statement = sql.SQL("SELECT {}").format(sql.SQL(" || ").join(layers))
+    statement = _statement(schema, tuple(plans), tuple(meta["cluster_sums"]))
     with db.connection() as conn, conn.cursor(binary=True) as cur:
         row = cur.execute(statement, _params(tile, meta["cluster_cells"], filters)).fetchone()
     return bytes(row[0])
+
+
+@lru_cache(maxsize=512)
+def _statement(schema: str, plans: tuple[LayerPlan, ...], sums: tuple[str, ...]) -> bytes:
+    """A tile's SQL for these layers, composed once: at high zoom, composing cost more than the query."""
+    layers = [_layer(schema, p, sums) for p in plans]
+    return sql.SQL("SELECT {}").format(sql.SQL(" || ").join(layers)).as_bytes(None)
 
 
 def _params(tile: Tile, cells: int, filters: TileFilter) -> dict:
@@ -57,11 +64,11 @@ def _params(tile: Tile, cells: int, filters: TileFilter) -> dict:
     }
 
 
-def _layer(schema: str, layer_plan: LayerPlan, meta: dict) -> sql.Composable:
+def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str]) -> sql.Composable:
     """`ST_AsMVT` of one layer's features, '' when it has none."""
     info = layer_plan.info
     if layer_plan.content is Content.CLUSTERS:
-        rows = _clusters(schema, meta["cluster_sums"])
+        rows = _clusters(schema, sums)
     elif layer_plan.content is Content.POINTS:
         rows = _points(schema, info)
     else:
