@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import requests
+from werkzeug.serving import make_server
 
 from bench.processes import free_port
 
@@ -195,3 +196,16 @@ def _reset(*sockets: socket.socket) -> None:
         with suppress(OSError):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()
+
+
+@contextmanager
+def serving_in_thread(app) -> Iterator[str]:
+    """`app` served by werkzeug in a thread on a free port of 127.0.0.1 (for clients that need a real URL)."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        thread.join()

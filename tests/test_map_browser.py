@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
-from werkzeug.serving import make_server
 
+from tests.servers import serving_in_thread
 from tileserver.app import create_app
 from tileserver.settings import Settings
 
@@ -28,12 +27,8 @@ pytestmark = pytest.mark.slow
 def live_url(national_gpkg):
     """The app over the national GeoPackage, served on a free port of 127.0.0.1."""
     app = create_app(Settings(database=national_gpkg.url))
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving_in_thread(app) as url:
+        yield url
     app.extensions["ecarto.store"].close()
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import subprocess
-import threading
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from urllib.parse import parse_qsl
 
 import pytest
 import requests
-from werkzeug.serving import make_server
 
 from styles.qgis import scale
+from tests.servers import serving_in_thread
 
 BASE = "http://localhost"
 QGIS_CHECK = Path(__file__).resolve().parent / "qgis_load.py"
@@ -107,12 +106,8 @@ def test_unknown_style_is_a_404(themed_app):
 @pytest.fixture
 def live_themed(themed_app) -> str:
     """`themed_app` served on a free port of 127.0.0.1, so QGIS can reach its Features API."""
-    server = make_server("127.0.0.1", 0, themed_app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join()
+    with serving_in_thread(themed_app) as url:
+        yield url
 
 
 @pytest.mark.skipif(not Path("/usr/lib/python3/dist-packages/qgis").exists(),

@@ -20,7 +20,7 @@ from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from tileserver.dataset import Clusters, Dataset, Field, Generalised, Layer
-from tileserver.errors import BadRequest, ConfigError, IngestError, NotFound, Unavailable
+from tileserver.errors import ConfigError, IngestError, NotFound, Unavailable
 from tileserver.grid import BBox, bbox_to_bounds, to_mercator
 from tileserver.settings import Settings
 from tileserver.stores import open_store
@@ -191,25 +191,6 @@ def test_query_properties_selects_columns_in_requested_order_and_keeps_the_id(sn
     assert feature.geometry is not None
     feature = next(snapshot.query(FeatureQuery("communes", properties=())).features)
     assert (feature.id, feature.properties) == ("35001", {})
-
-
-@pytest.mark.parametrize(
-    "query",
-    [
-        FeatureQuery("etablissements", properties=("nom", "password")),
-        FeatureQuery("etablissements", sortby=(('nom"; DROP TABLE x; --', True),)),
-        FeatureQuery("etablissements", equals=(("nope", ("x",)),)),
-        FeatureQuery("etablissements", equals=(("x3857", ("0",)),)),
-        FeatureQuery("etablissements", equals=(("effectif", ("many",)),)),
-        FeatureQuery("etablissements", equals=(("effectif", ("4.5",)),)),
-        FeatureQuery("etablissements", equals=(("education_prioritaire", ("maybe",)),)),
-        FeatureQuery("etablissements", equals=(("ips", ("high",)),)),
-        FeatureQuery("etablissements", limit=-1),
-    ],
-)
-def test_query_rejects_what_it_cannot_answer(snapshot, query):
-    with pytest.raises(BadRequest):
-        snapshot.query(query)
 
 
 def test_versions_list_every_publish_newest_first_with_reports(store, small_dataset):
