@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
 # Installs and starts what the tests need beyond Python: PostGIS on the local PostgreSQL 15,
 # GDAL's command-line clients (a real OGC API and MVT client), Chromium (browser tests), wrk (load),
-# nginx-light (the static-file ceiling of `make bench`, which runs its own nginx on a free port).
+# nginx-light (the static-file ceiling of `make bench`, which runs its own nginx on a free port),
+# and QGIS's Python bindings without the desktop (a test opens our layer files in QGIS itself).
 # Idempotent: installs only what is missing. Needs root (or sudo) for apt-get.
 set -euo pipefail
 packages=(postgresql-15-postgis-3 gdal-bin chromium wrk nginx-light)
-missing=()
+bare=(python3-qgis qgis-providers)  # without their recommends: about 45 s rather than the whole desktop
+missing=() missing_bare=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-if ((${#missing[@]})); then
+for p in "${bare[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing_bare+=("$p"); done
+if ((${#missing[@]} + ${#missing_bare[@]})); then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  install=($sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq)
+  if ((${#missing[@]})); then "${install[@]}" "${missing[@]}" >/dev/null; fi
+  if ((${#missing_bare[@]})); then "${install[@]}" --no-install-recommends "${missing_bare[@]}" >/dev/null; fi
 fi
 # PostgreSQL runs on 127.0.0.1:5432 on these machines; start it if it has stopped.
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
