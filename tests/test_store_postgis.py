@@ -17,6 +17,7 @@ import pytest
 import shapely
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
 from shapely.geometry import box
 
 from tests.test_cql import FOLDED, INFO
@@ -26,7 +27,7 @@ from tileserver.errors import NotFound, Unavailable
 from tileserver.grid import BBox, to_mercator
 from tileserver.settings import Settings
 from tileserver.stores.base import FeatureQuery
-from tileserver.stores.postgis import PostGISStore, grant_read_only
+from tileserver.stores.postgis import PostGISStore, database, grant_read_only
 
 
 @pytest.fixture
@@ -313,6 +314,32 @@ def test_a_new_version_shows_after_version_check_seconds(settings, store, small_
         assert reader.current().version.id == second.id
     finally:
         reader.close()
+
+
+def test_a_connection_is_pinged_only_after_sitting_idle_and_one_lost_meanwhile_is_replaced(
+        settings, small_dataset, monkeypatch):
+    name = f"ecarto_idle_{os.getpid()}"
+    url = make_conninfo(settings.database, application_name=name)
+    store = PostGISStore(url, settings.replace(database=url, db_pool_size=1))
+    pings = []
+    ping = ConnectionPool.check_connection
+    monkeypatch.setattr(ConnectionPool, "check_connection", lambda conn: (pings.append(conn), ping(conn)))
+    try:
+        store.publish(small_dataset)
+        snapshot, key = store.current(), small_dataset.layers["etablissements"].ids[0]
+        pings.clear()
+        for _ in range(5):  # one after the other, as under load: no round trip before each
+            assert snapshot.get("etablissements", key)
+        assert pings == []
+        with psycopg.connect(settings.database, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                                   " WHERE application_name = %s", [name]).fetchone()[0]
+        assert killed == 1
+        time.sleep(database.TRUSTED_FOR + 0.2)
+        assert snapshot.get("etablissements", key)  # the ping found the connection dead: a new one answered
+        assert len(pings) >= 1
+    finally:
+        store.close()
 
 
 def test_an_unreachable_database_is_unavailable_quickly(tmp_path):
