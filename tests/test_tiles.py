@@ -77,26 +77,32 @@ def test_tiles_are_made_once_then_served_from_the_cache(app, client):
     assert (cache.misses, cache.hits) == (2, 1)
 
 
-def test_a_cache_hit_answered_before_flask_is_the_answer_flask_gives(app, client):
-    etag = client.get(URL).headers["ETag"]  # a miss: the app checks the request, makes and keeps the tile
-    version = app.extensions["ecarto.store"].current().version.id
+def test_the_shortcut_below_flask_answers_as_flask_does_on_a_miss_and_on_a_hit(app, settings):
+    store = app.extensions["ecarto.store"]
+    version = store.current().version.id
     shortcut = app.wsgi_app
-    flask_only = Client(shortcut.app, TestResponse)
+    shortcut.app = _refuse  # so only the shortcut can answer
+    ours = Client(shortcut, TestResponse)
+    flask_only = Client(create_app(settings, store=store).wsgi_app.app, TestResponse)  # its own, empty cache
+    empty = "/tiles/etablissements/10/0/0.mvt"
+    etag = None
+    for url, headers in [(URL, {}), (empty, {})]:  # misses on both sides, then the variants hit
+        mine, theirs = ours.get(url, headers=headers), flask_only.get(url, headers=headers)
+        _assert_same(mine, theirs)
+        etag = etag or mine.headers["ETag"]
+    assert ours.get(empty).status_code == 204
     variants = [("", {}), ("", {"Accept-Encoding": "gzip"}), (f"?v={version}", {"Accept-Encoding": "gzip, br"}),
                 ("?v=20000101T000000000000", {}), ("", {"If-None-Match": etag}),
                 ("", {"If-None-Match": f'W/"other", {etag}', "Accept-Encoding": "gzip"})]
-    empty = "/tiles/etablissements/10/0/0.mvt"
-    assert client.get(empty).status_code == 204  # a miss, kept in the cache as an empty tile
-    requests = [(URL + query, headers) for query, headers in variants] + [(empty, {}), (empty, {"If-None-Match": "x"})]
+    requests = [(URL + query, headers) for query, headers in variants] + [(empty, {"If-None-Match": "x"})]
     for url, headers in requests:
-        theirs = flask_only.get(url, headers=headers)
-        shortcut.app = _refuse  # so only the shortcut can answer
-        try:
-            ours = client.get(url, headers=headers)
-        finally:
-            shortcut.app = flask_only.application
-        assert (ours.status, ours.data) == (theirs.status, theirs.data)
-        assert sorted(ours.headers.items()) == sorted(theirs.headers.items())
+        _assert_same(ours.get(url, headers=headers), flask_only.get(url, headers=headers))
+    assert app.extensions["ecarto.cache"].misses == 2
+
+
+def _assert_same(mine: TestResponse, theirs: TestResponse) -> None:
+    assert (mine.status, mine.data) == (theirs.status, theirs.data)
+    assert sorted(mine.headers.items()) == sorted(theirs.headers.items())
 
 
 def _refuse(environ, start_response):
@@ -120,11 +126,13 @@ def test_a_tile_asked_for_another_version_is_not_kept_by_caches(app, client):
     assert client.get(f"{URL}?v=20000101T000000000000").headers["Cache-Control"] == "no-cache"
 
 
-def test_errors_are_not_cached(app, client):
+def test_errors_are_not_cached_and_the_store_is_asked_once(app, client):
     snapshot = app.extensions["ecarto.store"].current()
     real = snapshot.tile
+    calls = []
 
     def failing(*args, **kwargs):
+        calls.append(args)
         raise Unavailable("the database does not answer", retry_after=5)
 
     snapshot.tile = failing
@@ -133,7 +141,8 @@ def test_errors_are_not_cached(app, client):
     finally:
         del snapshot.tile
     assert failed.status_code == 503 and failed.json["code"] == "ServiceUnavailable"
-    assert failed.headers["Retry-After"] == "5"
+    assert failed.headers["Retry-After"] == "5" and failed.headers["Access-Control-Allow-Origin"] == "*"
+    assert len(calls) == 1  # a second try would double the wait of every client while the database is away
     assert snapshot.tile == real
     assert client.get(URL).status_code == 200
 

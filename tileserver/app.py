@@ -12,7 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from tileserver.cache import TileCache
 from tileserver.errors import BadRequest, EcartoError
 from tileserver.settings import Settings
-from tileserver.shortcut import CachedTiles
+from tileserver.shortcut import ERROR, TileShortcut
 from tileserver.stores import open_store
 from tileserver.stores.base import Store
 
@@ -44,11 +44,12 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
     proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-    app.wsgi_app = CachedTiles(proxied, store=store, cache=cache, settings=settings,
+    app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
                                cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)
     _register_errors(app)
+    app.before_request(_raise_shortcut_error)
     app.before_request(_check_request(12 * settings.max_filter_length + 8192))
     app.after_request(_cors(settings.cors_origins))
     return app
@@ -79,6 +80,13 @@ def _exception(status: int, code: str, description: str, retry_after: int | None
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response
+
+
+def _raise_shortcut_error() -> None:
+    """Raise the error the tile shortcut met below Flask, so the one error handler above renders it."""
+    error = request.environ.get(ERROR)
+    if error is not None:
+        raise error
 
 
 def _check_request(max_query_bytes: int):

@@ -18,9 +18,10 @@ from cachetools import LRUCache
 from flask import Response, request
 from werkzeug.http import parse_accept_header, parse_etags
 
+from tileserver.dataset import SCHOOLS
 from tileserver.grid import Tile
 from tileserver.media import MediaType
-from tileserver.stores.base import TileFilter
+from tileserver.stores.base import Snapshot, TileFilter
 
 GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
 
@@ -99,6 +100,17 @@ class TileCache:
     @property
     def bytes_used(self) -> int:
         return int(self._cache.currsize) if self._cache is not None else 0
+
+
+def cached_tile(cache: TileCache, snap: Snapshot, names: tuple[str, ...], tile: Tile,
+                filters: TileFilter) -> CachedTile:
+    """A vector tile of the snapshot from the cache, made and kept on a miss."""
+    if SCHOOLS not in names:
+        filters = TileFilter()  # filters only change the schools: one cache entry whatever they say
+    return cache.get_or_make(
+        mvt_key(snap.version.id, names, tile, filters),
+        lambda: prepare(snap.tile(tile, layers=names, filters=filters), MediaType.MVT),
+    )
 
 
 def tile_response(tile: CachedTile, cache_control: str) -> Response:

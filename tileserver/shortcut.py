@@ -1,32 +1,43 @@
-"""Cached vector tiles answered below Flask: routing, hooks and `Response` objects cost more than the hit.
+"""Plain vector tile requests answered below Flask: routing, hooks and `Response` objects cost more
+than a cached tile, and a third of a small tile made on a miss.
 
 Only a GET of `/tiles/{layers}/{z}/{x}/{y}.mvt`, with no query string or only the `v` a TileJSON puts
-in its tile URLs, whose tile (empty or not) is in the cache is answered here, with the headers
-`tiles._tile` and the app's CORS hook give (a test holds the two paths to the same answer). Anything
-else, a miss included, goes on to the app, so parsing, validation and errors stay in one place: a
-key is only in the cache once the app has checked the request that made it.
+in its tile URLs, naming known collections once each and a tile of the grid, is answered here, made
+and kept on a miss exactly as `tiles._tile` does (`cache.cached_tile`), with the headers
+`cache.tile_response` and the app's CORS hook give (a test holds the two paths to the same answer).
+Anything else (school filters, a malformed path, an unknown layer) goes on to the app, so
+parameter checks and their messages stay in one place. An error met here (the database away) is
+handed to the app in the WSGI environ and raised again there, so one handler renders every error.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, NamedTuple
 
-from tileserver.cache import CachedTile, TileCache, accepts_gzip, matches_etag, mvt_key
-from tileserver.errors import EcartoError
-from tileserver.grid import Tile
+from tileserver.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
+from tileserver.grid import Tile, is_valid
 from tileserver.settings import Settings
-from tileserver.stores.base import Store
+from tileserver.stores.base import Snapshot, Store, TileFilter
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised again by the app
 
 _PATH = re.compile(r"/tiles/([a-z0-9_,-]{1,400})/([0-9]{1,8})/([0-9]{1,8})/([0-9]{1,8})\.mvt")
 _VERSION = re.compile(r"v=([0-9A-Za-z]{1,40})")
 
 
-class CachedTiles:
-    """WSGI middleware serving tile cache hits itself and passing every other request to `app`."""
+class PlainTile(NamedTuple):
+    """What a plain tile request asks: the layers, the tile, the data version it expects (if it says)."""
+
+    names: tuple[str, ...]
+    tile: Tile
+    version: str | None
+
+
+class TileShortcut:
+    """WSGI middleware answering plain tile requests itself and passing every other request to `app`."""
 
     def __init__(self, app: WSGIApp, *, store: Store, cache: TileCache, settings: Settings,
                  cors: dict[str, str]):
@@ -37,33 +48,30 @@ class CachedTiles:
         self.cors = list(cors.items())
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
-        answer = self._answer(environ) if environ.get("REQUEST_METHOD") == "GET" else None
+        answer = None
+        asked = plain_tile(environ)
+        if asked is not None:
+            try:
+                answer = self._answer(asked, environ)
+            except Exception as error:  # rendered (and logged when unexpected) by the app
+                environ[ERROR] = error
         if answer is None:
             return self.app(environ, start_response)
         status, headers, body = answer
         start_response(status, headers)
         return [body]
 
-    def _answer(self, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
-        """Status, headers and body of a cache hit, or None to let the app answer."""
-        path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-        query = environ.get("QUERY_STRING", "")
-        version = _VERSION.fullmatch(query) if query else None
-        try:
-            snap = self.store.current() if path and (version or not query) else None
-        except EcartoError:  # the database is away: the app answers with its 503 and Retry-After
+    def _answer(self, asked: PlainTile, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
+        """Status, headers and body of the tile, or None to let the app answer."""
+        snap = self.store.current()
+        if snap is None or not _known(snap, asked.names):
             return None
-        if snap is None:
-            return None
-        names, z, x, y = path.groups()
-        tile = self.cache.get(mvt_key(snap.version.id, tuple(names.split(",")), Tile(int(z), int(x), int(y))))
-        if tile is None:
-            return None
-        current = version is None or version.group(1) == snap.version.id
-        return self._hit(tile, self.cache_control if current else "no-cache", environ)
+        tile = cached_tile(self.cache, snap, asked.names, asked.tile, TileFilter())
+        current = asked.version is None or asked.version == snap.version.id
+        return self._reply(tile, self.cache_control if current else "no-cache", environ)
 
-    def _hit(self, tile: CachedTile, cache_control: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
-        """The answer `cache.tile_response` gives for a cached tile, CORS headers included."""
+    def _reply(self, tile: CachedTile, cache_control: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+        """The answer `cache.tile_response` gives for a tile, CORS headers included."""
         headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding")]
         if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
             return "304 NOT MODIFIED", headers + self.cors, b""
@@ -76,3 +84,26 @@ class CachedTiles:
         headers += [("Content-Type", str(tile.media_type)), ("Content-Length", str(len(body))), *self.cors]
         return "200 OK", headers, body
 
+
+def plain_tile(environ: dict[str, Any]) -> PlainTile | None:
+    """The request as a plain tile request, or None when it is anything else.
+
+    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions,epci/3/2/5.mvt", "QUERY_STRING": ""})
+    PlainTile(names=('regions', 'epci'), tile=Tile(z=3, x=2, y=5), version=None)
+    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions/3/9/5.mvt", "QUERY_STRING": ""}) is None
+    True
+    """
+    path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
+    query = environ.get("QUERY_STRING", "")
+    version = _VERSION.fullmatch(query) if query else None
+    if environ.get("REQUEST_METHOD") != "GET" or path is None or (query and version is None):
+        return None
+    names, z, x, y = path.groups()
+    tile = Tile(int(z), int(x), int(y))
+    return PlainTile(tuple(names.split(",")), tile, version and version.group(1)) if is_valid(tile) else None
+
+
+def _known(snap: Snapshot, names: tuple[str, ...]) -> bool:
+    """Whether each name is a collection of the snapshot, named once."""
+    ids = {info.id for info in snap.collections()}
+    return len(set(names)) == len(names) and all(name in ids for name in names)

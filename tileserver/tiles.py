@@ -17,8 +17,8 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from tileserver import context, params, tilesets
-from tileserver.cache import mvt_key, prepare, tile_response
-from tileserver.dataset import COUNTED_TYPES, SCHOOLS
+from tileserver.cache import cached_tile, tile_response
+from tileserver.dataset import COUNTED_TYPES
 from tileserver.errors import BadRequest, NotFound
 from tileserver.grid import MAX_ZOOM, Tile, is_valid
 from tileserver.media import MediaType
@@ -120,13 +120,7 @@ def collection_tile(cid: str, tms: str, tile_matrix: str, tile_row: str, tile_co
 def _tile(snap: Snapshot, infos: Sequence[CollectionInfo], tile: Tile, filters: TileFilter,
           version: str | None) -> Response:
     """The cached tile (made on a miss); a request for another data version is not kept by caches."""
-    names = tuple(i.id for i in infos)
-    if SCHOOLS not in names:
-        filters = TileFilter()  # filters only change the schools: one cache entry whatever they say
-    cached = context.cache().get_or_make(
-        mvt_key(snap.version.id, names, tile, filters),
-        lambda: prepare(snap.tile(tile, layers=names, filters=filters), MediaType.MVT),
-    )
+    cached = cached_tile(context.cache(), snap, tuple(i.id for i in infos), tile, filters)
     current = version is None or version == snap.version.id
     return tile_response(cached, context.settings().cache_control if current else "no-cache")
 
