@@ -97,6 +97,10 @@ def test_filters_apply_before_clustering(client, dataset):
             assert f["properties"]["n_ecole"] == f["properties"]["n_autre"] == 0
     assert total == len(wanted)
     assert lycees == sum(column(dataset, "type")[i] == "lycee" for i in wanted)
+    single = [f["id"] for tile in school_tiles(dataset, CLUSTER_MAXZOOM)
+              for f in features(client, "etablissements", tile, "?type=lycee,college&statut=public").get(
+                  "etablissements", [])]
+    assert sorted(single) == sorted(i + 1 for i in wanted)  # single schools are filtered too
 
 
 def test_a_cluster_sits_at_the_mean_of_its_schools(client, dataset):

@@ -33,16 +33,21 @@ def encode_tile(
     plans = [p for p in (tilecontent.plan(info, tile.z, meta["cluster_maxzoom"]) for info in infos) if p]
     if not plans:
         return b""
-    statement = _statement(schema, tuple(plans), tuple(meta["cluster_sums"]))
+    filtered = bool(filters.types or filters.statuts)
+    statement = _statement(schema, tuple(plans), tuple(meta["cluster_sums"]), filtered)
     with db.connection() as conn, conn.cursor(binary=True) as cur:
         row = cur.execute(statement, _params(tile, meta["cluster_cells"], filters)).fetchone()
     return bytes(row[0])
 
 
 @lru_cache(maxsize=512)
-def _statement(schema: str, plans: tuple[LayerPlan, ...], sums: tuple[str, ...]) -> bytes:
-    """A tile's SQL for these layers, composed once: at high zoom, composing cost more than the query."""
-    layers = [_layer(schema, p, sums) for p in plans]
+def _statement(schema: str, plans: tuple[LayerPlan, ...], sums: tuple[str, ...], filtered: bool) -> bytes:
+    """A tile's SQL for these layers, composed once: at high zoom, composing cost more than the query.
+
+    Without school filters (most requests) the statement has no filter clause, so neither the
+    server tests them nor the client sends their values.
+    """
+    layers = [_layer(schema, p, sums, filtered) for p in plans]
     return sql.SQL("SELECT {}").format(sql.SQL(" || ").join(layers)).as_bytes(None)
 
 
@@ -64,13 +69,13 @@ def _params(tile: Tile, cells: int, filters: TileFilter) -> dict:
     }
 
 
-def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str]) -> sql.Composable:
+def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str], filtered: bool) -> sql.Composable:
     """`ST_AsMVT` of one layer's features, '' when it has none."""
     info = layer_plan.info
     if layer_plan.content is Content.CLUSTERS:
-        rows = _clusters(schema, sums)
+        rows = _clusters(schema, sums, filtered)
     elif layer_plan.content is Content.POINTS:
-        rows = _points(schema, info)
+        rows = _points(schema, info, filtered)
     else:
         rows = _shapes(schema, info, layer_plan.band.minzoom if layer_plan.band else None)
     # OFFSET 0 keeps the planner from pushing `geom IS NOT NULL` into the scan, where it would run
@@ -81,7 +86,7 @@ def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str]) -> sql.Compo
     ).format(name=sql.Literal(info.id), extent=sql.Literal(mvt.EXTENT), rows=rows)
 
 
-def _clusters(schema: str, sums: Sequence[str]) -> sql.Composable:
+def _clusters(schema: str, sums: Sequence[str], filtered: bool) -> sql.Composable:
     """One row per cell of the tile holding schools that pass the filters, with counts and sums."""
     counted = COUNTED_TYPES[:-1]
     counts = [sql.SQL("sum(n)::bigint AS point_count")]
@@ -104,24 +109,27 @@ def _clusters(schema: str, sums: Sequence[str]) -> sql.Composable:
     return sql.SQL(
         "SELECT cx::bigint * %(side)s + cy AS fid, {counts}, {geom} FROM {table} "
         "WHERE z = %(z)s AND cx BETWEEN %(cx_min)s AND %(cx_max)s AND cy BETWEEN %(cy_min)s AND %(cy_max)s "
-        "AND (%(any_type)s OR type = ANY(%(types)s)) AND (%(any_statut)s OR statut = ANY(%(statuts)s)) "
-        "GROUP BY cx, cy"
+        "{filters} GROUP BY cx, cy"
     ).format(
+        filters=sql.SQL("AND (%(any_type)s OR type = ANY(%(types)s)) AND (%(any_statut)s OR statut = ANY(%(statuts)s))"
+                        if filtered else ""),
         counts=sql.SQL(", ").join(counts),
         geom=_geom(position),
         table=sql.Identifier(schema, "clusters"),
     )
 
 
-def _points(schema: str, info: CollectionInfo) -> sql.Composable:
+def _points(schema: str, info: CollectionInfo, filtered: bool) -> sql.Composable:
     """The single schools of the tile that pass the filters; the tile of a point as `grid.tile_at` finds it."""
     return sql.SQL(
         "SELECT t.fid, {fields}, {geom} FROM {table} t WHERE t.geom3857 && {env} "
         "AND floor((ST_X(t.geom3857) + %(origin)s) / %(size)s) = %(x)s "
-        "AND floor((%(origin)s - ST_Y(t.geom3857)) / %(size)s) = %(y)s "
-        "AND (%(any_type)s OR t.type = ANY(%(types)s) OR (%(other_types)s AND t.type <> ALL(%(counted)s))) "
-        "AND (%(any_statut)s OR t.statut = ANY(%(statuts)s))"
+        "AND floor((%(origin)s - ST_Y(t.geom3857)) / %(size)s) = %(y)s {filters}"
     ).format(
+        filters=sql.SQL(
+            "AND (%(any_type)s OR t.type = ANY(%(types)s) OR (%(other_types)s AND t.type <> ALL(%(counted)s))) "
+            "AND (%(any_statut)s OR t.statut = ANY(%(statuts)s))" if filtered else ""
+        ),
         fields=_fields(info),
         geom=_geom(sql.SQL("t.geom3857")),
         table=sql.Identifier(schema, info.id),
