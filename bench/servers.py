@@ -2,7 +2,7 @@
 
 The Procfile's `web` line is run by a shell with `PORT` and `WEB_CONCURRENCY` set, as a platform
 would; the only change is the bind address, 127.0.0.1 instead of 0.0.0.0, so the bench listens on
-loopback only. The access log goes to a file, as it would to the platform's log collector.
+loopback only. Like the peers as the bench runs them, it writes no access log (see docs/scaling.md).
 """
 
 from __future__ import annotations

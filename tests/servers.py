@@ -51,9 +51,23 @@ class LiveServer:
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         return [int(pid) for pid in children.split()]
 
+    def connections(self) -> dict[int, int]:
+        """How many client connections each worker holds."""
+        port = int(self.url.rsplit(":", 1)[1])
+        return {pid: established_sockets(pid, port) for pid in self.worker_pids()}
+
     def rss(self) -> dict[int, int]:
         """Resident memory of each worker, in bytes."""
         return {pid: resident_bytes(pid) for pid in self.worker_pids()}
+
+
+def established_sockets(pid: int, port: int) -> int:
+    """How many of a process's open files are established TCP connections to its local `port` (IPv4)."""
+    rows = [line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]]
+    established = {row[9] for row in rows if row[3] == "01" and int(row[1].split(":")[1], 16) == port}
+    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
+              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
+    return len(inodes & established)
 
 
 def resident_bytes(pid: int) -> int:

@@ -7,6 +7,7 @@ published onto a tmpfs that is full or read-only.
 
 from __future__ import annotations
 
+import http.client
 import itertools
 import os
 import random
@@ -106,6 +107,22 @@ def test_32_clients_get_no_error_and_workers_keep_their_memory(feature_store, tm
     assert after.keys() == before.keys(), "a worker died and was replaced during the run"
     growth = {pid: after[pid] - before[pid] for pid in before}
     assert max(growth.values()) < MAX_RSS_GROWTH, growth
+
+
+def test_persistent_connections_are_spread_over_the_workers(feature_store, tmp_path):
+    """A proxy's or a CDN's connections, opened in a burst, must not all land on one worker."""
+    with serve(feature_store.url, tmp_path / "gunicorn.log") as server:
+        sessions = [http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=HANG) for _ in range(CLIENTS)]
+        try:
+            for session in sessions:
+                session.request("GET", "/health")
+            assert all(session.getresponse().read() for session in sessions)
+            held = server.connections()
+        finally:
+            for session in sessions:
+                session.close()
+    assert sum(held.values()) == CLIENTS
+    assert min(held.values()) >= CLIENTS // 4, held  # even shares are 16 and 16; 8 happens once in 1,000 runs
 
 
 def via_proxy(url: str, port: int) -> str:

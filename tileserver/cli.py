@@ -106,10 +106,10 @@ def _seed(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> NoReturn:
     settings = Settings.from_env(database=args.database)  # validates before gunicorn starts
     os.environ["ECARTO_DATABASE"] = settings.database
-    # no request-line limit in gunicorn: the app refuses a long query string itself, with a JSON 414
+    # the Procfile's options (docs/scaling.md says why), plus an access log on the terminal
     command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
-               "--threads", str(args.threads), "--limit-request-line", "0", "--access-logfile", "-",
-               "tileserver:create_app()"]
+               "--threads", str(args.threads), "--reuse-port", "--limit-request-line", "0",
+               "--access-logfile", "-", "tileserver:create_app()"]
     print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
     os.execv(sys.executable, command)
 if __name__ == "__main__":
