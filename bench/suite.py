@@ -48,9 +48,9 @@ class Plan:
     landing: bool  # a new ingest landing while serving
 
 
-FULL = Plan(window=6, warmup=2.5, cold_budget=30, sizes=Sizes(cold=800, warm=300, queries=300), reuse=False,
+FULL = Plan(window=6, warmup=2.5, cold_budget=30, sizes=Sizes(cold=3000, warm=300, queries=300), reuse=False,
             gpkg=True, downloads=True, scaling=True, landing=True)
-QUICK = Plan(window=4, warmup=2, cold_budget=15, sizes=Sizes(cold=300, warm=150, queries=150), reuse=True,
+QUICK = Plan(window=4, warmup=2, cold_budget=15, sizes=Sizes(cold=1000, warm=150, queries=150), reuse=True,
              gpkg=False, downloads=False, scaling=False, landing=False)
 LONGEST_WINDOW = 30  # seconds: the window given to a server that answers a few requests a second
 QUERY_CONNECTIONS = 8  # feature queries saturate 2 workers x 4 threads long before 32 connections

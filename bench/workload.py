@@ -31,7 +31,9 @@ CONDITIONS = ("type='college'", "fibre=false", "debit_descendant_mbps<8")
 class Sizes:
     """How many distinct requests each list holds."""
 
-    cold: int  # distinct tiles per band asked once (the low band has fewer than this)
+    # distinct tiles per band asked once (the low band has fewer than this): a pass of a second or
+    # less measured a server's first moments (new database sessions) more than its cache misses
+    cold: int
     warm: int  # distinct tiles per band cycled while warm
     queries: int  # bbox boxes, single items, filters
 
