@@ -64,14 +64,15 @@ def test_a_bbox_outside_the_crs_area_is_a_400():
 
 
 def test_transformers_are_per_thread():
-    seen = []
+    seen = []  # the transformers themselves: an id alone may be reused once a finished thread's is freed
 
     def work():
-        seen.append(id(crs._transformer(crs.CRS84_URI, crs.EPSG_URI.format(2154))))
+        seen.append([crs._transformer(crs.CRS84_URI, crs.EPSG_URI.format(2154)) for _ in range(2)])
 
     threads = [threading.Thread(target=work) for _ in range(3)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert len(set(seen)) == 3
+    assert all(first is again for first, again in seen)  # one per thread, kept
+    assert len({id(first) for first, _ in seen}) == 3
