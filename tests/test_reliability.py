@@ -26,6 +26,7 @@ import requests
 
 from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, small_manifest, uai
 from tests.servers import TcpProxy, serve
+from tileserver.cli import main
 from tileserver.errors import IngestError
 from tileserver.grid import BBox, bbox_to_bounds, tiles_covering
 from tileserver.settings import Settings
@@ -123,6 +124,20 @@ def test_persistent_connections_are_spread_over_the_workers(feature_store, tmp_p
                 session.close()
     assert sum(held.values()) == CLIENTS
     assert min(held.values()) >= CLIENTS // 4, held  # even shares are 16 and 16; 8 happens once in 1,000 runs
+
+
+def test_a_second_server_on_the_same_port_fails_rather_than_sharing_it(feature_store, tmp_path, monkeypatch,
+                                                                     capsys):
+    """The Procfile's --reuse-port would let a second gunicorn share the port: `ecarto serve` refuses first."""
+    monkeypatch.setattr(os, "execv", _refuse_exec)
+    with serve(feature_store.url, tmp_path / "gunicorn.log") as server:
+        code = main(["serve", "--database", feature_store.url, "--bind", urlsplit(server.url).netloc])
+    assert code == 1
+    assert "cannot listen on 127.0.0.1:" in capsys.readouterr().err
+
+
+def _refuse_exec(*args):
+    raise AssertionError(f"ecarto serve started a second server: {args}")
 
 
 def via_proxy(url: str, port: int) -> str:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import socket
 import sys
 from pathlib import Path
 from typing import NoReturn
 
-from tileserver.errors import EcartoError
+from tileserver.errors import ConfigError, EcartoError
 from tileserver.settings import Settings
 
 log = logging.getLogger("ecarto")
@@ -105,6 +106,7 @@ def _seed(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> NoReturn:
     settings = Settings.from_env(database=args.database)  # validates before gunicorn starts
+    check_free(args.bind)
     os.environ["ECARTO_DATABASE"] = settings.database
     # the Procfile's options (docs/scaling.md says why), plus an access log on the terminal
     command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
@@ -112,5 +114,24 @@ def _serve(args: argparse.Namespace) -> NoReturn:
                "--access-logfile", "-", "tileserver:create_app()"]
     print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
     os.execv(sys.executable, command)
+def check_free(bind: str) -> None:
+    """Refuse an address another server listens on, which `--reuse-port` would let gunicorn share.
+
+    Two servers sharing a port answer requests in turn, perhaps from two different databases: a
+    second `ecarto serve` on a laptop must fail as it would without the option.
+    """
+    host, _, port = bind.rpartition(":")
+    try:
+        address = socket.getaddrinfo(host.strip("[]") or "0.0.0.0", int(port), type=socket.SOCK_STREAM)[0]
+    except (ValueError, socket.gaierror) as error:
+        raise ConfigError(f"--bind {bind!r} is not HOST:PORT ({error})") from error
+    with socket.socket(address[0], socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a closed server's TIME_WAIT is no owner
+        try:
+            probe.bind(address[4])
+        except OSError as error:
+            raise ConfigError(f"cannot listen on {bind}: {error.strerror}") from error
+
+
 if __name__ == "__main__":
     sys.exit(main())
