@@ -45,7 +45,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
     proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
-                               cors=cors_headers(settings.cors_origins))
+                                cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)
     _register_errors(app)
