@@ -2,12 +2,12 @@
 than a cached tile, and a third of a small tile made on a miss.
 
 Only a GET of `/tiles/{layers}/{z}/{x}/{y}.mvt`, with no query string or only the `v` a TileJSON puts
-in its tile URLs, naming known collections once each and a tile of the grid, is answered here, made
-and kept on a miss exactly as `tiles._tile` does (`cache.cached_tile`), with the headers
-`cache.tile_response` and the app's CORS hook give (a test holds the two paths to the same answer).
-Anything else (school filters, a malformed path, an unknown layer) goes on to the app, so
-parameter checks and their messages stay in one place. An error met here (the database away) is
-handed to the app in the WSGI environ and raised again there, so one handler renders every error.
+in its tile URLs, is answered here: its layers and tile checked by the view's own `parse_layers` and
+`parse_tile`, the tile made and kept on a miss as the view does (`cache.cached_tile`), with the
+headers `cache.tile_response` and the app's CORS hook give (a test holds the two paths to the same
+answer). Anything else (school filters, a path the route would not match) goes on to the app. An
+error met here (an unknown layer, the database away) is handed to the app in the WSGI environ and
+raised again there, so one handler renders every error.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
-from tileserver.grid import Tile, is_valid
 from tileserver.settings import Settings
-from tileserver.stores.base import Snapshot, Store, TileFilter
+from tileserver.stores.base import Store, TileFilter
+from tileserver.tiles import parse_layers, parse_tile
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised again by the app
@@ -29,10 +29,12 @@ _VERSION = re.compile(r"v=([0-9A-Za-z]{1,40})")
 
 
 class PlainTile(NamedTuple):
-    """What a plain tile request asks: the layers, the tile, the data version it expects (if it says)."""
+    """What a plain tile request asks, as the path spells it, and the data version it expects (if it says)."""
 
-    names: tuple[str, ...]
-    tile: Tile
+    layers: str
+    z: str
+    x: str
+    y: str
     version: str | None
 
 
@@ -64,9 +66,10 @@ class TileShortcut:
     def _answer(self, asked: PlainTile, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """Status, headers and body of the tile, or None to let the app answer."""
         snap = self.store.current()
-        if snap is None or not _known(snap, asked.names):
+        if snap is None:  # nothing published yet: the app says so
             return None
-        tile = cached_tile(self.cache, snap, asked.names, asked.tile, TileFilter())
+        names = tuple(info.id for info in parse_layers(snap, asked.layers))
+        tile = cached_tile(self.cache, snap, names, parse_tile(asked.z, asked.x, asked.y), TileFilter())
         current = asked.version is None or asked.version == snap.version.id
         return self._reply(tile, self.cache_control if current else "no-cache", environ)
 
@@ -88,22 +91,13 @@ class TileShortcut:
 def plain_tile(environ: dict[str, Any]) -> PlainTile | None:
     """The request as a plain tile request, or None when it is anything else.
 
-    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions,epci/3/2/5.mvt", "QUERY_STRING": ""})
-    PlainTile(names=('regions', 'epci'), tile=Tile(z=3, x=2, y=5), version=None)
-    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions/3/9/5.mvt", "QUERY_STRING": ""}) is None
-    True
+    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions,epci/3/2/5.mvt", "QUERY_STRING": "v=1"})
+    PlainTile(layers='regions,epci', z='3', x='2', y='5', version='1')
+    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions/3/2/5.mvt", "QUERY_STRING": "type=x"})
     """
     path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
     query = environ.get("QUERY_STRING", "")
     version = _VERSION.fullmatch(query) if query else None
     if environ.get("REQUEST_METHOD") != "GET" or path is None or (query and version is None):
         return None
-    names, z, x, y = path.groups()
-    tile = Tile(int(z), int(x), int(y))
-    return PlainTile(tuple(names.split(",")), tile, version and version.group(1)) if is_valid(tile) else None
-
-
-def _known(snap: Snapshot, names: tuple[str, ...]) -> bool:
-    """Whether each name is a collection of the snapshot, named once."""
-    ids = {info.id for info in snap.collections()}
-    return len(set(names)) == len(names) and all(name in ids for name in names)
+    return PlainTile(*path.groups(), version and version.group(1))
