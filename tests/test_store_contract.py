@@ -1,9 +1,13 @@
-"""The same dataset published to both stores reads back the same: features, order, counts, errors."""
+"""What every store must do, tested on both: read back what was published (against the dataset),
+and answer the same queries alike (against each other): features, order, counts, errors."""
 
 from __future__ import annotations
 
 import pytest
+import shapely
+from shapely.geometry import box
 
+from tileserver.dataset import Layer
 from tileserver.errors import BadRequest, EcartoError, NotFound
 from tileserver.grid import BBox
 from tileserver.settings import Settings
@@ -53,6 +57,24 @@ BAD_QUERIES = [  # each with the error both stores must raise
     (FeatureQuery("etablissements", limit=-1), BadRequest),
     (FeatureQuery("etablissements", offset=-5), BadRequest),
 ]
+
+
+PYTHON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+@pytest.fixture(params=["geopackage", "postgis"])
+def snapshot(request, small_dataset, tmp_path) -> Snapshot:
+    """The small dataset published to one store."""
+    settings = Settings(version_check_seconds=0, assets_dir=str(tmp_path / "assets"))
+    if request.param == "postgis":
+        store = PostGISStore(request.getfixturevalue("postgis_url"), settings)
+    else:
+        store = GeoPackageStore(str(tmp_path / "ecarto.gpkg"), settings)
+    try:
+        store.publish(small_dataset)
+        yield store.current()
+    finally:
+        store.close()
 
 
 @pytest.fixture
@@ -107,3 +129,138 @@ def test_both_stores_refuse_the_same_queries(snapshots, query, error):
         with pytest.raises(EcartoError) as raised:
             list(snap.query(query).features)
         assert type(raised.value) is error
+
+
+def ids(page) -> list[str]:
+    return [f.id for f in page.features]
+
+
+def school_ids(layer: Layer, keep) -> list[str]:
+    """Sorted keys of the features whose row (as a dict of columns) passes `keep`."""
+    rows = [{name: values[i] for name, values in layer.columns.items()} for i in range(len(layer))]
+    return sorted(k for k, row in zip(layer.ids, rows, strict=True) if keep(row))
+
+
+def test_collections_describe_the_layers(snapshot, small_dataset):
+    infos = {c.id: c for c in snapshot.collections()}
+    assert list(infos) == list(small_dataset.layers)
+    for layer in small_dataset.layers.values():
+        info = infos[layer.id]
+        assert (info.key, info.geometry_type, info.count) == (layer.key, layer.geometry_type, len(layer))
+        assert (info.title, info.minzoom, info.maxzoom) == (layer.title, layer.minzoom, layer.maxzoom)
+        assert info.fields == tuple(layer.fields)
+        assert info.extent == pytest.approx(BBox(*shapely.total_bounds(layer.geometries)))
+        assert [(g.minzoom, g.maxzoom) for g in info.generalised] == [
+            (g.minzoom, g.maxzoom) for g in layer.generalised
+        ]
+    assert snapshot.catalogue() == small_dataset.catalogue
+    assert snapshot.meta() == {"cluster_maxzoom": 8, "cluster_cells": 4, "cluster_sums": ["ips"], "rasters": {}}
+
+
+def test_get_returns_typed_properties_and_the_geometry(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    for i, key in enumerate(layer.ids):
+        feature = snapshot.get("etablissements", key)
+        assert feature.id == key
+        assert feature.geometry.equals_exact(layer.geometries[i], 1e-12)
+        for f in layer.fields:
+            expected = layer.ids[i] if f.name == layer.key else layer.columns[f.name][i]
+            value = feature.properties[f.name]
+            if expected is None or expected != expected:
+                assert value is None
+            else:
+                assert value == expected
+                assert type(value) is PYTHON_TYPES[f.type]
+
+
+def test_an_unknown_feature_is_none_and_an_unknown_collection_not_found(snapshot):
+    assert snapshot.get("etablissements", "nope") is None
+    with pytest.raises(NotFound):
+        snapshot.get("ecoles", "0350001L")
+    with pytest.raises(NotFound):
+        snapshot.query(FeatureQuery("ecoles"))
+
+
+def test_query_pages_in_key_order_with_an_exact_match_count(snapshot, small_dataset):
+    keys = sorted(small_dataset.layers["etablissements"].ids)
+    pages = [snapshot.query(FeatureQuery("etablissements", limit=2, offset=o)) for o in range(0, len(keys) + 2, 2)]
+    assert [p.matched for p in pages] == [len(keys)] * len(pages)
+    assert [ids(p) for p in pages] == [keys[o:o + 2] for o in range(0, len(keys) + 2, 2)]
+    assert ids(pages[-1]) == []
+
+
+def test_query_features_stream_from_the_cursor(snapshot):
+    page = snapshot.query(FeatureQuery("etablissements", limit=100))
+    assert iter(page.features) is page.features
+    assert next(page.features).id == "0350001L"
+    assert len(list(page.features)) == 5
+
+
+def test_query_bbox_keeps_the_intersecting_points(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    bbox = BBox(-1.7, 48.0, -1.5, 48.2)
+    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.intersects(box(*bbox)))
+    page = snapshot.query(FeatureQuery("etablissements", bbox=bbox, limit=100))
+    assert 0 < page.matched < len(layer)
+    assert (ids(page), page.matched) == (expected, len(expected))
+
+
+def test_query_bbox_on_polygons_tests_the_shape_not_the_envelope(snapshot):
+    # The L-shaped commune's envelope covers the first box, its shape does not.
+    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.11, -1.11, 48.19)))
+    assert (ids(page), page.matched) == ([], 0)
+    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.01, -1.11, 48.09)))
+    assert (ids(page), page.matched) == (["35003"], 1)
+
+
+def test_query_bbox_across_the_antimeridian_goes_east_from_west(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.x >= 2.0 or g.x <= -1.5)
+    page = snapshot.query(FeatureQuery("etablissements", bbox=BBox(2.0, 40.0, -1.5, 50.0), limit=100))
+    assert 0 < len(expected) < len(layer)
+    assert (ids(page), page.matched) == (expected, len(expected))
+    page = snapshot.query(FeatureQuery("etablissements", bbox=BBox(170.0, 40.0, -1.5, 50.0), limit=100))
+    assert ids(page) == ["0350001L", "0350002M", "0350005R"]
+
+
+def test_query_equals_matches_any_value_typed_by_field(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+
+    def query(*equals, **more):
+        return snapshot.query(FeatureQuery("etablissements", equals=equals, limit=100, **more))
+
+    page = query(("type", ("college", "lycee")))
+    assert (ids(page), page.matched) == (school_ids(layer, lambda r: r["type"] in {"college", "lycee"}), 3)
+    assert ids(query(("effectif", ("420",)))) == ["0350002M"]
+    assert ids(query(("effectif", (420.0, 95)))) == ["0350002M", "0941001C"]
+    expected = school_ids(layer, lambda r: r["education_prioritaire"] is True)
+    assert ids(query(("education_prioritaire", ("true",)))) == expected
+    assert ids(query(("education_prioritaire", (True,)))) == expected
+    assert ids(query(("ips", ("88",)))) == ["0941001C"]
+    page = query(("statut", ("public",)), ("type", ("college",)), bbox=BBox(-1.6, 48.0, -1.5, 48.2))
+    assert (ids(page), page.matched) == (["0350005R"], 1)
+
+
+def test_query_sortby_puts_unknown_values_last_and_breaks_ties_by_key(snapshot, small_dataset):
+    layer = small_dataset.layers["etablissements"]
+    rows = list(zip(layer.ids, layer.columns["ips"], strict=True))
+    known = [r for r in rows if r[1] is not None]
+    unknown = sorted(k for k, v in rows if v is None)
+    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", False),), limit=100))
+    assert ids(page) == [k for k, _ in sorted(known, key=lambda r: (-r[1], r[0]))] + unknown
+    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", True),), limit=100))
+    assert ids(page) == [k for k, _ in sorted(known, key=lambda r: (r[1], r[0]))] + unknown
+    page = snapshot.query(FeatureQuery("etablissements", sortby=(("statut", True), ("type", False)), limit=3))
+    assert ids(page) == ["0350004P", "0350003N", "0941001C"]
+
+
+def test_query_properties_selects_columns_in_requested_order_and_keeps_the_id(snapshot):
+    page = snapshot.query(FeatureQuery("etablissements", properties=("effectif", "nom"), limit=1))
+    feature = next(page.features)
+    assert feature.id == "0350001L"
+    assert list(feature.properties.items()) == [("effectif", 210), ("nom", "École Jules Ferry")]
+    assert feature.geometry is not None
+    feature = next(snapshot.query(FeatureQuery("etablissements", properties=("nom", "uai"), limit=1)).features)
+    assert list(feature.properties) == ["nom", "uai"]
+    feature = next(snapshot.query(FeatureQuery("communes", properties=())).features)
+    assert (feature.id, feature.properties) == ("35001", {})

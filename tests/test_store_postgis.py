@@ -14,17 +14,15 @@ from pathlib import Path
 
 import psycopg
 import pytest
-import shapely
 from psycopg import errors, sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
-from shapely.geometry import box
 
 from tests.test_cql import FOLDED, INFO
 from tileserver import cql, filters
 from tileserver.crs import CRS84
-from tileserver.errors import NotFound, Unavailable
-from tileserver.grid import BBox, to_mercator
+from tileserver.errors import Unavailable
+from tileserver.grid import to_mercator
 from tileserver.settings import Settings
 from tileserver.stores.base import FeatureQuery
 from tileserver.stores.postgis import PostGISStore, database, grant_read_only
@@ -58,10 +56,6 @@ def snapshot(store, small_dataset):
     return store.current()
 
 
-def ids(page) -> list[str]:
-    return [f.id for f in page.features]
-
-
 def schemas(url: str) -> list[str]:
     """The version schemas present in the database."""
     with psycopg.connect(url) as conn:
@@ -81,117 +75,6 @@ def test_publish_makes_the_version_current_with_its_report(store, small_dataset)
     assert snap.version.report == small_dataset.report
     assert [v.id for v in store.versions()] == [version.id]
     assert schemas(store.url) == [f"ecarto_v{version.id}"]
-
-
-def test_collections_describe_the_layers(snapshot, small_dataset):
-    infos = {c.id: c for c in snapshot.collections()}
-    assert list(infos) == list(small_dataset.layers)
-    for layer in small_dataset.layers.values():
-        info = infos[layer.id]
-        assert (info.key, info.geometry_type, info.count) == (layer.key, layer.geometry_type, len(layer))
-        assert info.fields == tuple(layer.fields)
-        assert info.extent == pytest.approx(BBox(*shapely.total_bounds(layer.geometries)))
-        assert [(g.minzoom, g.maxzoom) for g in info.generalised] == [
-            (g.minzoom, g.maxzoom) for g in layer.generalised
-        ]
-    assert snapshot.catalogue() == small_dataset.catalogue
-    meta = snapshot.meta()
-    assert (meta["cluster_maxzoom"], meta["cluster_cells"]) == (
-        small_dataset.cluster_maxzoom,
-        small_dataset.cluster_cells,
-    )
-
-
-def test_get_returns_typed_properties_and_the_geometry(snapshot, small_dataset):
-    layer = small_dataset.layers["etablissements"]
-    for i, key in enumerate(layer.ids):
-        feature = snapshot.get("etablissements", key)
-        assert feature.id == key
-        assert feature.geometry.equals_exact(layer.geometries[i], 1e-9)
-        for f in layer.fields:
-            expected = layer.ids[i] if f.name == layer.key else layer.columns[f.name][i]
-            value = feature.properties[f.name]
-            if expected is None or expected != expected:
-                assert value is None
-            else:
-                assert value == expected
-                assert type(value) is {"string": str, "integer": int, "number": float, "boolean": bool}[f.type]
-
-
-def test_get_unknown_feature_is_none_and_unknown_collection_not_found(snapshot):
-    assert snapshot.get("etablissements", "nope") is None
-    with pytest.raises(NotFound):
-        snapshot.get("ecoles", "0350001A")
-
-
-def test_query_pages_in_key_order_with_exact_match_count(snapshot, small_dataset):
-    keys = sorted(small_dataset.layers["etablissements"].ids)
-    pages = [snapshot.query(FeatureQuery("etablissements", limit=2, offset=o)) for o in range(0, len(keys), 2)]
-    assert {p.matched for p in pages} == {len(keys)}
-    assert [k for p in pages for k in ids(p)] == keys
-
-
-def test_query_bbox_keeps_intersecting_features(snapshot, small_dataset):
-    layer = small_dataset.layers["etablissements"]
-    bbox = BBox(-1.7, 48.0, -1.5, 48.2)
-    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.intersects(box(*bbox)))
-    page = snapshot.query(FeatureQuery("etablissements", bbox=bbox, limit=100))
-    assert 0 < page.matched < len(layer)
-    assert ids(page) == expected
-
-
-def test_query_bbox_across_the_antimeridian_goes_east_from_west(snapshot, small_dataset):
-    layer = small_dataset.layers["etablissements"]
-    expected = sorted(k for k, g in zip(layer.ids, layer.geometries, strict=True) if g.x >= 2.0 or g.x <= -1.5)
-    page = snapshot.query(FeatureQuery("etablissements", bbox=BBox(2.0, 40.0, -1.5, 50.0), limit=100))
-    assert 0 < len(expected) < len(layer)
-    assert (ids(page), page.matched) == (expected, len(expected))
-
-
-def test_query_bbox_on_polygons_tests_the_shape_not_the_envelope(snapshot):
-    # The L-shaped commune's envelope covers this box, its shape does not.
-    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.11, -1.11, 48.19), limit=10))
-    assert ids(page) == []
-    page = snapshot.query(FeatureQuery("communes", bbox=BBox(-1.19, 48.01, -1.11, 48.09), limit=10))
-    assert ids(page) == ["35003"]
-
-
-def test_query_equals_matches_any_value_typed_by_field(snapshot, small_dataset):
-    layer = small_dataset.layers["etablissements"]
-    wanted = {"college", "lycee"}
-    expected = sorted(k for k, t in zip(layer.ids, layer.columns["type"], strict=True) if t in wanted)
-    page = snapshot.query(FeatureQuery("etablissements", equals=(("type", tuple(wanted)),), limit=100))
-    assert (ids(page), page.matched) == (expected, len(expected))
-    page = snapshot.query(FeatureQuery("etablissements", equals=(("effectif", ("420",)),), limit=100))
-    assert ids(page) == [k for k, n in zip(layer.ids, layer.columns["effectif"], strict=True) if n == 420]
-    page = snapshot.query(FeatureQuery("etablissements", equals=(("education_prioritaire", ("true",)),)))
-    flags = layer.columns["education_prioritaire"]
-    assert ids(page) == sorted(k for k, v in zip(layer.ids, flags, strict=True) if v is True)
-
-
-def test_query_sortby_puts_unknown_values_last_and_breaks_ties_by_key(snapshot, small_dataset):
-    layer = small_dataset.layers["etablissements"]
-    rows = list(zip(layer.ids, layer.columns["ips"], strict=True))
-    known = [r for r in rows if r[1] is not None]
-    unknown = sorted(k for k, v in rows if v is None)
-    descending = [k for k, _ in sorted(known, key=lambda r: (-r[1], r[0]))] + unknown
-    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", False),), limit=100))
-    assert ids(page) == descending
-    ascending = [k for k, _ in sorted(known, key=lambda r: (r[1], r[0]))] + unknown
-    page = snapshot.query(FeatureQuery("etablissements", sortby=(("ips", True),), limit=100))
-    assert ids(page) == ascending
-
-
-def test_query_properties_selects_columns_in_requested_order(snapshot):
-    page = snapshot.query(FeatureQuery("etablissements", properties=("nom", "uai"), limit=1))
-    feature = next(page.features)
-    assert list(feature.properties) == ["nom", "uai"]
-    assert feature.geometry is not None
-
-
-def test_query_unknown_collection_is_not_found(snapshot):
-    with pytest.raises(NotFound):
-        snapshot.query(FeatureQuery("ecoles"))
 
 
 def test_an_abandoned_page_gives_its_connection_back(settings, small_dataset):
