@@ -26,11 +26,11 @@ from ingest.rasters import RasterFiles, build_rasters
 from ingest.report import Report
 from ingest.schools import Schools, read_schools
 from ingest.territories import read_territories
-from tileserver.app import create_app
-from tileserver.dataset import Layer
-from tileserver.grid import Tile, tile_at, to_mercator
-from tileserver.settings import Settings
-from tileserver.stores.base import VersionInfo
+from tileserver.core.dataset import Layer
+from tileserver.core.grid import Tile, tile_at, to_mercator
+from tileserver.core.settings import Settings
+from tileserver.core.stores.base import VersionInfo
+from tileserver.web.app import create_app
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 SCHOOLS = DATA / "synthetic" / "annuaire-education-synthetique.csv.gz"

@@ -26,12 +26,12 @@ import numpy as np
 from bench.load import one_pass, wrk
 from bench.servers import start_ours
 from bench.workload import BANDS
-from tileserver.dataset import COLLECTIONS, SCHOOLS
-from tileserver.grid import Tile, tile_at
-from tileserver.seed import feature_boxes, touched
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import Snapshot, TileFilter
+from tileserver.core.dataset import COLLECTIONS, SCHOOLS
+from tileserver.core.grid import Tile, tile_at
+from tileserver.core.seed import feature_boxes, touched
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import Snapshot, TileFilter
 
 LAYERS = COLLECTIONS
 BUDGET_KB = 500

@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from bench.features import BOX_HEIGHT, BOX_WIDTH  # the in-process bbox bench's département, for one size
-from tileserver.grid import ORIGIN, BBox, Tile, tile_size
+from tileserver.core.grid import ORIGIN, BBox, Tile, tile_size
 
 SCHOOLS = "etablissements"
 BANDS = {"low": (0, 5), "mid": (6, 10), "high": (11, 14)}  # inclusive zoom ranges

@@ -12,8 +12,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from tileserver.dataset import Clusters
-from tileserver.grid import ORIGIN, tile_size
+from tileserver.core.dataset import Clusters
+from tileserver.core.grid import ORIGIN, tile_size
 
 DEFAULT_CLUSTER_MAXZOOM = 12
 DEFAULT_CELLS = 16

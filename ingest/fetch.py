@@ -44,7 +44,7 @@ from urllib.request import Request, build_opener, url2pathname
 
 from tqdm import tqdm
 
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 CHUNK = 1 << 16
 BACKOFF_SECONDS = 1.0  # first wait; doubled at each further try

@@ -18,8 +18,8 @@ from ingest import table as tabular
 from ingest.fetch import open_text
 from ingest.manifest import Indicator
 from ingest.report import DatasetReport, Report
-from tileserver.dataset import COUNTED_TYPES, SCHOOLS
-from tileserver.errors import IngestError
+from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
+from tileserver.core.errors import IngestError
 
 NULL_VALUES = frozenset({"", "nr", "nc", "nd", "na", "n/a", "-", "s.o."})
 _KEY_NORMALISERS = {

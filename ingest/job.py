@@ -26,8 +26,8 @@ from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
 from ingest.schools import Schools, read_schools
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
-from tileserver.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
-from tileserver.stores.base import Store, VersionInfo
+from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
+from tileserver.core.stores.base import Store, VersionInfo
 
 log = logging.getLogger("ecarto.ingest")
 

@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tileserver.dataset import SCHOOLS, TERRITORY_LEVELS
-from tileserver.errors import ConfigError
+from tileserver.core.dataset import SCHOOLS, TERRITORY_LEVELS
+from tileserver.core.errors import ConfigError
 
 SOURCE_TABLES = ("schools", *TERRITORY_LEVELS)
 OPTIONAL_SOURCES = ("academies", "epci")

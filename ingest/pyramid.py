@@ -25,8 +25,8 @@ from pyproj import Transformer
 
 from ingest.report import DatasetReport
 from ingest.territories import as_multipolygons, repair
-from tileserver.dataset import SCHOOLS, Generalised
-from tileserver.grid import MAX_LATITUDE, tile_size
+from tileserver.core.dataset import SCHOOLS, Generalised
+from tileserver.core.grid import MAX_LATITUDE, tile_size
 
 log = logging.getLogger(__name__)
 

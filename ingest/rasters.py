@@ -10,9 +10,9 @@ one-file-per-raster copy. External rasters keep their CRS and are warped per til
 a COG yet is converted. A source that cannot be read is a rejection in the ingest report, and the
 other rasters go on.
 
-Metadata of each raster (JSON values; `tileserver.raster` and `tileserver.cog` read it): `path`,
+Metadata of each raster (JSON values; `tileserver.web.raster` and `tileserver.core.cog` read it): `path`,
 `label`, `unit`, `description`, `kind` (`density`, `surface` or `external`), `band`, `colormap`,
-`rescale` [min, max], `stats` {min, max, p2, p98}, `source`, then what `tileserver.cog.describe`
+`rescale` [min, max], `stats` {min, max, p2, p98}, `source`, then what `tileserver.core.cog.describe`
 finds: `crs`, `width`, `height`, `dtype`, `bounds` (lon/lat), `resolution` (EPSG:3857 metres),
 `overviews`, `minzoom`, `maxzoom`, `resampling`.
 """
@@ -39,10 +39,10 @@ from ingest import surfaces
 from ingest.manifest import Indicator, Manifest, RasterSource
 from ingest.report import DatasetReport, Report
 from ingest.schools import Schools
-from tileserver import colormap
-from tileserver.cog import describe, gdal_env
-from tileserver.dataset import SCHOOLS, Layer
-from tileserver.errors import IngestError
+from tileserver.core import colormap
+from tileserver.core.cog import describe, gdal_env
+from tileserver.core.dataset import SCHOOLS, Layer
+from tileserver.core.errors import IngestError
 
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "256", "OVERVIEW_RESAMPLING": "AVERAGE", "SPARSE_OK": "TRUE",
                "NUM_THREADS": "ALL_CPUS"}

@@ -32,7 +32,7 @@ from ingest.fetch import Text, open_text
 from ingest.positions import Positions, positions
 from ingest.report import DatasetReport
 from ingest.table import header_key, read_table
-from tileserver.errors import ConfigError, IngestError
+from tileserver.core.errors import ConfigError, IngestError
 
 FIELDS: dict[str, tuple[str, ...]] = {
     "uai": ("identifiant_de_l_etablissement", "numero_uai", "code_etablissement", "uai", "code_uai", "code_rne"),

@@ -28,7 +28,7 @@ from affine import Affine
 from rasterio.features import geometry_mask
 
 from ingest.pyramid import to_mercator
-from tileserver.grid import ORIGIN, BBox, Bounds, bbox_to_bounds, tile_size, to_lnglat
+from tileserver.core.grid import ORIGIN, BBox, Bounds, bbox_to_bounds, tile_size, to_lnglat
 
 BASE_ZOOM = 7
 BLOCK = 256  # pixels of a tile, and of a block of the written rasters

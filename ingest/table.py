@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 
 class Record(NamedTuple):

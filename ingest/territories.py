@@ -32,7 +32,7 @@ from shapely.geometry import shape
 from ingest import codes
 from ingest.fetch import open_text
 from ingest.report import DatasetReport
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 
 def siren(code: str | None) -> str | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from tileserver.dataset import SCHOOLS
+from tileserver.core.dataset import SCHOOLS
 
 NEUTRAL_STYLE = SCHOOLS
 THEME_ORDER = ("connectivite", "equipement", "services", "experimentations", "contexte")

@@ -25,7 +25,7 @@ from styles.catalogue import (
     title,
 )
 from styles.classes import for_aggregates, for_schools
-from tileserver.dataset import COUNTED_TYPES, SCHOOLS
+from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
 
 AUTO = "auto"
 # Where each level takes over in the automatic mode (clipped to the zooms the level is tiled at).

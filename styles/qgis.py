@@ -20,7 +20,7 @@ from styles import palettes
 from styles.catalogue import LEVEL_TITLES, StyleSource, pick_indicator, style_ids, title
 from styles.classes import for_aggregates, for_schools
 from styles.maplibre import MAXZOOM, OUTLINE_WIDTHS, TYPE_COLOURS, auto_bands
-from tileserver.dataset import SCHOOLS
+from tileserver.core.dataset import SCHOOLS
 
 ZOOM0_SCALE = 559_082_264.028_717_8  # the scale QGIS gives zoom 0 of the web mercator tile grid
 FRANCE_3857 = (-580_000.0, 5_060_000.0, 1_070_000.0, 6_640_000.0)  # metropolitan France, EPSG:3857 metres

@@ -21,11 +21,11 @@ from ingest.clusters import build_clusters
 from ingest.job import run
 from ingest.manifest import Indicator, load_manifest
 from ingest.report import Report
-from tileserver.dataset import Clusters, Dataset, Field, Generalised, Layer
-from tileserver.grid import to_mercator
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import VersionInfo
+from tileserver.core.dataset import Clusters, Dataset, Field, Generalised, Layer
+from tileserver.core.grid import to_mercator
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import VersionInfo
 
 # uai, nom, type, statut, code_commune, education_prioritaire, effectif, ips, lon, lat
 SCHOOLS = [
@@ -301,8 +301,8 @@ def features_dataset() -> Dataset:
 @pytest.fixture(scope="session")
 def geopackage_store(tmp_path_factory, features_dataset):
     """The embedded store serving `features_dataset`."""
-    from tileserver.settings import Settings
-    from tileserver.stores.geopackage import GeoPackageStore
+    from tileserver.core.settings import Settings
+    from tileserver.core.stores.geopackage import GeoPackageStore
 
     path = str(tmp_path_factory.mktemp("features") / "features.gpkg")
     store = GeoPackageStore(path, Settings(database=path))
@@ -314,8 +314,8 @@ def geopackage_store(tmp_path_factory, features_dataset):
 @pytest.fixture(scope="session")
 def postgis_store(postgis_template, tmp_path_factory, features_dataset):
     """The PostGIS store serving `features_dataset`, in a database of its own for the session."""
-    from tileserver.settings import Settings
-    from tileserver.stores.postgis import PostGISStore
+    from tileserver.core.settings import Settings
+    from tileserver.core.stores.postgis import PostGISStore
 
     name = f"ecarto_test_features_{os.getpid()}"
     url = _create_database(name, template=postgis_template)
@@ -337,8 +337,8 @@ def feature_store(request):
 @pytest.fixture(scope="session")
 def feature_app(feature_store):
     """An app over `feature_store`."""
-    from tileserver.app import create_app
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
+    from tileserver.web.app import create_app
 
     return create_app(Settings(database=feature_store.url, max_limit=1000), store=feature_store)
 
@@ -359,7 +359,7 @@ def themed_store(tmp_path_factory):
 @pytest.fixture
 def themed_app(themed_store):
     """An app over `themed_store`."""
-    from tileserver.app import create_app
+    from tileserver.web.app import create_app
 
     return create_app(Settings(database=themed_store.url), store=themed_store)
 

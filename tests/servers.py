@@ -1,6 +1,6 @@
 """Live servers for the reliability tests: gunicorn started as the Procfile does, and a TCP proxy to cut.
 
-`serve` runs `gunicorn 'tileserver:create_app()'` on a free port of 127.0.0.1 and stops it
+`serve` runs `gunicorn 'tileserver.web.app:create_app()'` on a free port of 127.0.0.1 and stops it
 afterwards; `TcpProxy` stands between that server and PostgreSQL, so a test can take the database
 away (existing connections reset, new ones refused) and give it back without touching the shared
 PostgreSQL server.

@@ -2,9 +2,9 @@
 
 import pytest
 
-from tileserver import create_app
-from tileserver.errors import ConfigError
-from tileserver.settings import Settings
+from tileserver.core.errors import ConfigError
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
 
 
 @pytest.fixture

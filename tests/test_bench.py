@@ -14,7 +14,7 @@ from bench import peers, report, servers
 from bench.load import Load, one_pass, wrk
 from bench.processes import run_timed
 from bench.suite import POSTGIS, Results, Row, _window_for
-from tileserver.grid import BBox, Tile
+from tileserver.core.grid import BBox, Tile
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,8 +60,9 @@ def test_each_server_spells_the_same_requests_its_own_way():
 
 def test_the_procfile_is_served_on_loopback_only(tmp_path):
     procfile = tmp_path / "Procfile"
-    procfile.write_text("web: gunicorn 'tileserver:create_app()' --bind 0.0.0.0:$PORT --workers 2\n")
-    assert servers.procfile_command(procfile) == "gunicorn 'tileserver:create_app()' --bind 127.0.0.1:$PORT --workers 2"
+    procfile.write_text("web: gunicorn 'tileserver.web.app:create_app()' --bind 0.0.0.0:$PORT --workers 2\n")
+    expected = "gunicorn 'tileserver.web.app:create_app()' --bind 127.0.0.1:$PORT --workers 2"
+    assert servers.procfile_command(procfile) == expected
 
 
 def test_pygeoapi_config_names_the_version_schema():

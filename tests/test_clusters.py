@@ -3,7 +3,7 @@
 import numpy as np
 
 from ingest.clusters import build_clusters, cell_of
-from tileserver.grid import tile_at
+from tileserver.core.grid import tile_at
 
 
 def points(n=2000, seed=1):

@@ -5,8 +5,8 @@ import pytest
 from affine import Affine
 
 from tests.rasterdata import tile_pixel, tile_transform, write_raster
-from tileserver.cog import RasterFile, describe, read_point, read_tile
-from tileserver.grid import Tile, tile_bbox
+from tileserver.core.cog import RasterFile, describe, read_point, read_tile
+from tileserver.core.grid import Tile, tile_bbox
 
 TILE = Tile(10, 518, 352)  # over Paris
 

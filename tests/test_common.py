@@ -1,4 +1,4 @@
-"""The landing page, the conformance declaration and the OpenAPI document (tileserver.common, openapi)."""
+"""The landing page, the conformance declaration and the OpenAPI document (tileserver.web.common, openapi)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import re
 
 import pytest
 
-from tileserver import common, create_app, openapi
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
+from tileserver.web import common, openapi
+from tileserver.web.app import create_app
 
 
 @pytest.fixture
@@ -26,7 +27,7 @@ def test_landing_conformance_and_api_answer_before_any_ingest(empty_client):
 
 
 def test_conformance_gathers_every_blueprint_declaration(feature_app):
-    from tileserver import features, tiles
+    from tileserver.web import features, tiles
 
     declared = feature_app.test_client().get("/conformance").get_json()["conformsTo"]
     assert set(common.CONFORMANCE) | set(features.CONFORMANCE) | set(tiles.CONFORMANCE) <= set(declared)

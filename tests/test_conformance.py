@@ -14,7 +14,7 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
-from tileserver import crs
+from tileserver.core import crs
 
 PART1 = "http://www.opengis.net/spec/ogcapi-features-1/1.0/conf/"
 PART2 = "http://www.opengis.net/spec/ogcapi-features-2/1.0/conf/"

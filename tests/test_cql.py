@@ -1,4 +1,4 @@
-"""CQL2 parsing (tileserver.filters) and its translation to SQL (tileserver.cql), without a database."""
+"""CQL2 parsing (tileserver.web.filters) and its translation to SQL (tileserver.core.cql), without a database."""
 
 from __future__ import annotations
 
@@ -11,11 +11,12 @@ import shapely
 from psycopg import sql
 from pygeofilter import ast
 
-from tileserver import cql, crs, filters
-from tileserver.dataset import Field
-from tileserver.errors import BadRequest
-from tileserver.grid import BBox
-from tileserver.stores.base import CollectionInfo
+from tileserver.core import cql, crs
+from tileserver.core.dataset import Field
+from tileserver.core.errors import BadRequest
+from tileserver.core.grid import BBox
+from tileserver.core.stores.base import CollectionInfo
+from tileserver.web import filters
 
 INFO = CollectionInfo(
     "etablissements", "", "", "Point", "uai",
@@ -108,7 +109,7 @@ def test_casei_and_accenti_in_sqlite():
 
 
 def test_relate_on_a_geopackage_blob():
-    from tileserver.stores.geopackage import geometry
+    from tileserver.core.stores.geopackage import geometry
 
     conn = sqlite3.connect(":memory:")
     cql.register_sqlite(conn, geometry.decode)

@@ -10,8 +10,8 @@ import pytest
 import shapely
 from pyproj import Transformer
 
-from tileserver import crs
-from tileserver.errors import BadRequest
+from tileserver.core import crs
+from tileserver.core.errors import BadRequest
 
 RENNES = (-1.6794, 48.1116)
 # Lambert-93 is defined so that its origin (3°E, 46.5°N) lies at (700,000 m, 6,600,000 m).

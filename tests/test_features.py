@@ -20,9 +20,9 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import box, shape
 
-from tileserver import crs
-from tileserver.app import create_app
-from tileserver.settings import Settings
+from tileserver.core import crs
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
 
 ITEMS = "/collections/etablissements/items"
 EPSG_4326 = "http://www.opengis.net/def/crs/EPSG/0/4326"

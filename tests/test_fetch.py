@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from ingest.fetch import cache_path, fetch, open_text
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 BODY = bytes(range(256)) * 800  # 200 kB, more than one read chunk
 

@@ -10,9 +10,9 @@ import math
 
 import shapely
 
-from tileserver import crs, geojson
-from tileserver.dataset import Field
-from tileserver.stores.base import Feature
+from tileserver.core import crs, geojson
+from tileserver.core.dataset import Field
+from tileserver.core.stores.base import Feature
 
 FIELDS = [Field("nom", "string"), Field("n", "integer"), Field("x", "number"), Field("ok", "boolean"),
           Field('a "quoted" %s name', "string")]

@@ -57,7 +57,7 @@ def test_latest_keeps_the_most_recent_row_per_key(tmp_path):
 
 
 def test_missing_column_is_an_ingest_error(tmp_path):
-    from tileserver.errors import IngestError
+    from tileserver.core.errors import IngestError
 
     with pytest.raises(IngestError, match="missing columns"):
         table(tmp_path, "UAI;Débit Mbps\n0010001W;3\n")

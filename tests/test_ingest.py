@@ -15,8 +15,8 @@ from pathlib import Path
 
 from tests.conftest import DATA, REPO, ingest_into, small_manifest
 from tileserver.cli import main
-from tileserver.settings import Settings
-from tileserver.stores import open_store
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
 
 SAMPLE_35 = DATA / "annuaire-education-samples/annuaire-education-35-ille-et-vilaine-2023.csv"
 SAMPLE_94 = DATA / "annuaire-education-samples/annuaire-education-94-val-de-marne-2026.csv"
@@ -171,6 +171,6 @@ def test_a_killed_ingest_leaves_the_previous_version_serving(tmp_path):
 
 
 def _query(collection: str, **kwargs):
-    from tileserver.stores.base import FeatureQuery
+    from tileserver.core.stores.base import FeatureQuery
 
     return FeatureQuery(collection, **kwargs)

@@ -15,9 +15,9 @@ from ingest.rasters import RasterFiles, build_rasters
 from ingest.report import Report
 from ingest.schools import Schools
 from tests.rasterdata import write_raster
-from tileserver.cog import RasterFile, read_point
-from tileserver.dataset import Layer
-from tileserver.errors import IngestError
+from tileserver.core.cog import RasterFile, read_point
+from tileserver.core.dataset import Layer
+from tileserver.core.errors import IngestError
 
 SPEED = Indicator("debit", "connectivite", "Débit", "t.csv", "debit", kind="number", unit="Mbit/s")
 FIBRE = Indicator("fibre", "connectivite", "Fibre", "t.csv", "fibre", kind="boolean", aggregate="share")

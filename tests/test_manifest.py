@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from ingest.manifest import load_manifest
-from tileserver.errors import ConfigError
+from tileserver.core.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[1]
 

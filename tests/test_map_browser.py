@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from tests.servers import serving_in_thread
-from tileserver.app import create_app
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "browser" / "map.mjs"

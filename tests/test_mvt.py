@@ -8,8 +8,8 @@ import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box, shape
 
 from tests.tiletools import decode, gdal_decode, raw_rings, signed_area
-from tileserver.grid import Tile, tile_bounds
-from tileserver.mvt import BUFFER, EXTENT, TileLayer, encode, polygon_commands
+from tileserver.core.grid import Tile, tile_bounds
+from tileserver.core.mvt import BUFFER, EXTENT, TileLayer, encode, polygon_commands
 
 UNIT = Tile(0, 0, 0)
 BOUNDS = tile_bounds(UNIT)

@@ -13,8 +13,8 @@ from urllib.parse import parse_qs
 import pytest
 from werkzeug.serving import make_server
 
-from tileserver.app import create_app
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
 
 
 class Recorder:

@@ -7,12 +7,13 @@ import doctest
 import pytest
 from werkzeug.datastructures import MIMEAccept, MultiDict
 
-from tileserver import crs, params
-from tileserver.dataset import Field
-from tileserver.errors import BadRequest, NotAcceptable, UnknownParameter
-from tileserver.grid import BBox
-from tileserver.settings import Settings
-from tileserver.stores.base import CollectionInfo
+from tileserver.core import crs
+from tileserver.core.dataset import Field
+from tileserver.core.errors import BadRequest, NotAcceptable, UnknownParameter
+from tileserver.core.grid import BBox
+from tileserver.core.settings import Settings
+from tileserver.core.stores.base import CollectionInfo
+from tileserver.web import params
 
 INFO = CollectionInfo("etablissements", "", "", "Point", "uai",
                       (Field("uai", "string"), Field("nom", "string"), Field("ips", "number")), 3,

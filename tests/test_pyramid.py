@@ -14,8 +14,8 @@ from shapely.geometry import MultiPolygon, box
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator, tolerance
 from ingest.report import Report
 from ingest.territories import read_territories
-from tileserver import grid
-from tileserver.dataset import TERRITORY_LEVELS
+from tileserver.core import grid
+from tileserver.core.dataset import TERRITORY_LEVELS
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 BOUNDARIES = DATA / "boundaries-2018"

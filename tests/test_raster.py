@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 
 from tests.rasterdata import decode, tile_transform, write_raster
-from tileserver.app import create_app
-from tileserver.cog import describe
-from tileserver.colormap import lookup_table
-from tileserver.grid import Tile, tile_bbox
-from tileserver.settings import Settings
-from tileserver.stores.geopackage import GeoPackageStore
+from tileserver.core.cog import describe
+from tileserver.core.colormap import lookup_table
+from tileserver.core.grid import Tile, tile_bbox
+from tileserver.core.settings import Settings
+from tileserver.core.stores.geopackage import GeoPackageStore
+from tileserver.web.app import create_app
 
 TILE = Tile(10, 518, 352)  # over Paris
 XYZ = f"/raster/grille/{TILE.z}/{TILE.x}/{TILE.y}"

@@ -27,13 +27,13 @@ import requests
 from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, small_manifest, uai
 from tests.servers import TcpProxy, serve
 from tileserver.cli import main
-from tileserver.errors import IngestError
-from tileserver.grid import BBox, bbox_to_bounds, tiles_covering
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import FeatureQuery
-from tileserver.stores.geopackage import GeoPackageStore
-from tileserver.stores.postgis.versions import SCHEMA_PREFIX
+from tileserver.core.errors import IngestError
+from tileserver.core.grid import BBox, bbox_to_bounds, tiles_covering
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.stores.geopackage import GeoPackageStore
+from tileserver.core.stores.postgis.versions import SCHEMA_PREFIX
 
 CLIENTS = 32
 WARM_UP_SECONDS = 1.0

@@ -17,7 +17,7 @@ from pyproj import Geod
 from ingest.codes import uai
 from ingest.report import DatasetReport
 from ingest.schools import Schools, read_schools
-from tileserver.errors import ConfigError, IngestError
+from tileserver.core.errors import ConfigError, IngestError
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 ANNUAIRE_94 = "annuaire-education-samples/annuaire-education-94-val-de-marne-2026.csv"

@@ -25,16 +25,16 @@ from tests.conftest import REPO, uai
 from tests.rasterdata import tile_transform, write_raster
 from tests.servers import serve
 from tests.themed import themed_dataset
-from tileserver.app import create_app
-from tileserver.cog import describe
-from tileserver.dataset import Dataset
-from tileserver.errors import IngestError
-from tileserver.grid import Tile, tile_at, to_mercator
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import FeatureQuery
-from tileserver.stores.postgis import PostGISStore
-from tileserver.stores.postgis.roles import grant_read_only
+from tileserver.core.cog import describe
+from tileserver.core.dataset import Dataset
+from tileserver.core.errors import IngestError
+from tileserver.core.grid import Tile, tile_at, to_mercator
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.stores.postgis import PostGISStore
+from tileserver.core.stores.postgis.roles import grant_read_only
+from tileserver.web.app import create_app
 
 ITEMS = "/collections/etablissements/items"
 SCHOOL = uai(350 * 10_000)  # the first school of `features_dataset`

@@ -9,13 +9,13 @@ from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
 from tests.tiletools import decode, synthetic_dataset
-from tileserver import create_app
 from tileserver.cli import main
-from tileserver.errors import BadRequest
-from tileserver.grid import Tile
-from tileserver.seed import seed
-from tileserver.settings import Settings
-from tileserver.stores import open_store
+from tileserver.core.errors import BadRequest
+from tileserver.core.grid import Tile
+from tileserver.core.seed import seed
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.web.app import create_app
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,13 @@ import pytest
 import shapely
 from shapely.geometry import box
 
-from tileserver.dataset import Layer
-from tileserver.errors import BadRequest, EcartoError, NotFound
-from tileserver.grid import BBox
-from tileserver.settings import Settings
-from tileserver.stores.base import FeatureQuery, Snapshot
-from tileserver.stores.geopackage import GeoPackageStore
-from tileserver.stores.postgis import PostGISStore
+from tileserver.core.dataset import Layer
+from tileserver.core.errors import BadRequest, EcartoError, NotFound
+from tileserver.core.grid import BBox
+from tileserver.core.settings import Settings
+from tileserver.core.stores.base import FeatureQuery, Snapshot
+from tileserver.core.stores.geopackage import GeoPackageStore
+from tileserver.core.stores.postgis import PostGISStore
 
 QUERIES = [
     FeatureQuery("etablissements", limit=100),

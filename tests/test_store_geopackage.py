@@ -19,13 +19,13 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import MultiPolygon, Polygon
 
-from tileserver.dataset import Clusters, Dataset, Field, Generalised, Layer
-from tileserver.errors import ConfigError, IngestError, Unavailable
-from tileserver.grid import BBox, bbox_to_bounds, to_mercator
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import FeatureQuery
-from tileserver.stores.geopackage import GeoPackageStore, publish
+from tileserver.core.dataset import Clusters, Dataset, Field, Generalised, Layer
+from tileserver.core.errors import ConfigError, IngestError, Unavailable
+from tileserver.core.grid import BBox, bbox_to_bounds, to_mercator
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.stores.geopackage import GeoPackageStore, publish
 
 OGRINFO = shutil.which("ogrinfo") or "/usr/bin/ogrinfo"
 VALIDATE_GPKG = "/usr/lib/python3/dist-packages/osgeo_utils/samples/validate_gpkg.py"
@@ -242,9 +242,9 @@ def test_open_store_picks_the_store_from_the_url(tmp_path, monkeypatch):
     assert isinstance(open_store(str(tmp_path / "x.gpkg"), settings), GeoPackageStore)
     with pytest.raises(ConfigError, match="gpkg"):
         open_store(str(tmp_path / "x.sqlite"), settings)
-    fake = types.ModuleType("tileserver.stores.postgis")
+    fake = types.ModuleType("tileserver.core.stores.postgis")
     fake.PostGISStore = lambda url, settings: ("postgis", url)
-    monkeypatch.setitem(sys.modules, "tileserver.stores.postgis", fake)
+    monkeypatch.setitem(sys.modules, "tileserver.core.stores.postgis", fake)
     assert open_store("postgresql://db/ecarto", settings) == ("postgis", "postgresql://db/ecarto")
     assert open_store("postgres://db/ecarto", settings) == ("postgis", "postgres://db/ecarto")
 

@@ -19,13 +19,14 @@ from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
 
 from tests.test_cql import FOLDED, INFO
-from tileserver import cql, filters
-from tileserver.crs import CRS84
-from tileserver.errors import Unavailable
-from tileserver.grid import to_mercator
-from tileserver.settings import Settings
-from tileserver.stores.base import FeatureQuery
-from tileserver.stores.postgis import PostGISStore, database, grant_read_only
+from tileserver.core import cql
+from tileserver.core.crs import CRS84
+from tileserver.core.errors import Unavailable
+from tileserver.core.grid import to_mercator
+from tileserver.core.settings import Settings
+from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.stores.postgis import PostGISStore, database, grant_read_only
+from tileserver.web import filters
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from styles.catalogue import StyleSource, style_ids, theme_indicators
 from styles.classes import SHARE_BREAKS, for_aggregates, for_schools
 from styles.maplibre import build_style
 from tests.themed import ZOOMS, catalogue
-from tileserver.app import create_app
-from tileserver.settings import Settings
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
 
 REPO = Path(__file__).resolve().parents[1]
 VALIDATOR = REPO / "node_modules" / ".bin" / "gl-style-validate"
@@ -214,8 +214,8 @@ def test_classes_fall_back_to_one_colour_without_breaks():
 
 def test_styles_of_a_catalogue_with_one_theme(tmp_path, small_dataset):
     """A catalogue covering one theme still gives a style list and valid styles, never a 500."""
-    from tileserver import create_app
-    from tileserver.settings import Settings
+    from tileserver.core.settings import Settings
+    from tileserver.web.app import create_app
 
     settings = Settings(database=str(tmp_path / "one.gpkg"), version_check_seconds=0)
     app = create_app(settings)

@@ -8,7 +8,7 @@ import pytest
 
 from ingest.fetch import open_text
 from ingest.table import Record, read_table
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 
 def records(tmp_path: Path, content: str) -> list[Record]:

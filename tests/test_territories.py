@@ -23,7 +23,7 @@ from ingest.territories import (
     read_epci,
     read_territories,
 )
-from tileserver.errors import IngestError
+from tileserver.core.errors import IngestError
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 BOUNDARIES = DATA / "boundaries-2018"

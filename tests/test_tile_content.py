@@ -14,14 +14,14 @@ from shapely.geometry import shape
 
 from ingest.clusters import cell_of
 from tests.tiletools import CELLS, CLUSTER_MAXZOOM, decode, synthetic_dataset
-from tileserver import create_app
-from tileserver.dataset import COUNTED_TYPES
-from tileserver.grid import Tile, tile_at, tile_bounds, to_mercator
-from tileserver.mvt import EXTENT
-from tileserver.seed import candidates
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import TileFilter
+from tileserver.core.dataset import COUNTED_TYPES
+from tileserver.core.grid import Tile, tile_at, tile_bounds, to_mercator
+from tileserver.core.mvt import EXTENT
+from tileserver.core.seed import candidates
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import TileFilter
+from tileserver.web.app import create_app
 
 LAYERS = "etablissements,communes,departements"
 

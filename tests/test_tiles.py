@@ -9,11 +9,11 @@ import pytest
 from werkzeug.test import Client, TestResponse
 
 from tests.tiletools import decode, gdal_decode, synthetic_dataset
-from tileserver import create_app
-from tileserver.errors import Unavailable
-from tileserver.grid import Tile
-from tileserver.settings import Settings
-from tileserver.tiles import CONFORMANCE
+from tileserver.core.errors import Unavailable
+from tileserver.core.grid import Tile
+from tileserver.core.settings import Settings
+from tileserver.web.app import create_app
+from tileserver.web.tiles import CONFORMANCE
 
 TILE = Tile(10, 508, 358)  # Rennes: schools, communes and a département
 URL = f"/tiles/etablissements,communes,departements/{TILE.z}/{TILE.x}/{TILE.y}.mvt"

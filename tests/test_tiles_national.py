@@ -11,12 +11,12 @@ from pmtiles.tile import tileid_to_zxy
 
 from bench.tiles import BUDGET_KB, size_table, sizes
 from tests.tiletools import decode
-from tileserver.dataset import COLLECTIONS, SCHOOLS
-from tileserver.grid import Tile
-from tileserver.seed import candidates, feature_boxes
-from tileserver.settings import Settings
-from tileserver.stores import open_store
-from tileserver.stores.base import TileFilter
+from tileserver.core.dataset import COLLECTIONS, SCHOOLS
+from tileserver.core.grid import Tile
+from tileserver.core.seed import candidates, feature_boxes
+from tileserver.core.settings import Settings
+from tileserver.core.stores import open_store
+from tileserver.core.stores.base import TileFilter
 
 pytestmark = pytest.mark.slow
 

@@ -23,8 +23,8 @@ from mapbox_vector_tile.Mapbox import vector_tile_pb2
 from shapely.geometry import MultiPolygon, Polygon, box
 
 from ingest.clusters import build_clusters
-from tileserver.dataset import COUNTED_TYPES, Dataset, Field, Generalised, Layer
-from tileserver.grid import Tile, to_mercator
+from tileserver.core.dataset import COUNTED_TYPES, Dataset, Field, Generalised, Layer
+from tileserver.core.grid import Tile, to_mercator
 
 OGR2OGR = shutil.which("ogr2ogr") or "/usr/bin/ogr2ogr"
 CLUSTER_MAXZOOM = 10

@@ -1,5 +1,4 @@
-"""eCarto server: vector and raster tiles, OGC API - Features and styles for digital education data."""
+"""eCarto server: `core/` holds what ingest, styles and the web side share (no Flask); `web/` is HTTP.
 
-from tileserver.app import create_app
-
-__all__ = ["create_app"]
+Nothing is exported here, so importing any module below loads only what that module needs.
+"""

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from tileserver.errors import ConfigError, EcartoError
-from tileserver.settings import Settings
+from tileserver.core.errors import ConfigError, EcartoError
+from tileserver.core.settings import Settings
 
 log = logging.getLogger("ecarto")
 
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 def _ingest(args: argparse.Namespace) -> int:
     from ingest.job import run
     from ingest.manifest import load_manifest
-    from tileserver.stores import open_store
+    from tileserver.core.stores import open_store
 
     settings = Settings.from_env(database=args.database)
     manifest = load_manifest(args.sources)
@@ -85,9 +85,9 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from tileserver.errors import Unavailable
-    from tileserver.seed import seed
-    from tileserver.stores import open_store
+    from tileserver.core.errors import Unavailable
+    from tileserver.core.seed import seed
+    from tileserver.core.stores import open_store
 
     settings = Settings.from_env(database=args.database)
     store = open_store(settings.database, settings)
@@ -111,7 +111,7 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     # the Procfile's options (docs/scaling.md says why), plus an access log on the terminal
     command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
                "--threads", str(args.threads), "--reuse-port", "--limit-request-line", "0",
-               "--access-logfile", "-", "tileserver:create_app()"]
+               "--access-logfile", "-", "tileserver.web.app:create_app()"]
     print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
     os.execv(sys.executable, command)
 def check_free(bind: str) -> None:

@@ -1,0 +1,76 @@
+"""One typed settings object, read from `ECARTO_*` environment variables once, validated at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, get_type_hints
+
+from tileserver.core.errors import ConfigError
+
+PREFIX = "ECARTO_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything an operator can set; each field is read from `ECARTO_<NAME>`."""
+
+    database: str = "var/ecarto.gpkg"
+    base_url: str = ""  # public URL prefix when behind a proxy; else taken from the request
+    cors_origins: str = "*"
+    cache_bytes: int = 256 * 1024 * 1024  # in-process tile cache, per worker
+    cache_control: str = "public, max-age=3600"
+    default_limit: int = 10
+    max_limit: int = 10_000
+    max_filter_depth: int = 20
+    max_filter_length: int = 20_000
+    version_check_seconds: float = 1.0  # how often a worker looks for a newly published version
+    basemap_url: str = ""  # optional raster basemap template for the map page and styles
+    db_pool_size: int = 4
+    db_timeout_seconds: float = 5.0
+    assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
+
+    def __post_init__(self) -> None:
+        if self.default_limit < 1 or self.max_limit < 1:
+            raise ConfigError("ECARTO_DEFAULT_LIMIT and ECARTO_MAX_LIMIT must be positive")
+        if self.default_limit > self.max_limit:
+            raise ConfigError(
+                f"ECARTO_DEFAULT_LIMIT ({self.default_limit}) is above ECARTO_MAX_LIMIT ({self.max_limit})"
+            )
+        if self.cache_bytes < 0:
+            raise ConfigError("ECARTO_CACHE_BYTES cannot be negative")
+        if self.db_pool_size < 1:
+            raise ConfigError("ECARTO_DB_POOL_SIZE must be at least 1")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Read every field from the environment; `overrides` win (for tests and the CLI)."""
+        environ = os.environ if environ is None else environ
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = environ.get(PREFIX + f.name.upper())
+            if raw is not None:
+                values[f.name] = _convert(f.name, raw, hints[f.name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def _convert(name: str, raw: str, kind: type) -> Any:
+    """Turn an environment string into the field's type, with a message naming the variable."""
+    try:
+        if kind is int:
+            return int(raw)
+        if kind is float:
+            return float(raw)
+        if kind is bool:
+            return raw.strip().lower() in {"1", "true", "yes", "on"}
+        return raw
+    except ValueError:
+        raise ConfigError(f"{PREFIX}{name.upper()}={raw!r} is not a valid {kind.__name__}") from None

@@ -1,0 +1,263 @@
+"""The store protocol: what ingest publishes to and what the server reads from.
+
+Two implementations stand behind it, the embedded GeoPackage (`stores.geopackage`) and PostGIS
+(`stores.postgis`); the same contract tests run on both. Reads go through a `Snapshot`, one
+published data version: a request takes one snapshot and every read it makes sees that version,
+even if a new ingest publishes meanwhile.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from shapely.geometry.base import BaseGeometry
+
+from tileserver.core.dataset import Dataset, Field, Layer
+from tileserver.core.errors import BadRequest, NotFound
+from tileserver.core.grid import BBox, Tile
+
+
+@dataclass(frozen=True)
+class GeneralisedRange:
+    """A zoom range served from one generalisation of a territory layer."""
+
+    minzoom: int
+    maxzoom: int
+
+
+@dataclass(frozen=True)
+class CollectionInfo:
+    """A published collection, as the APIs describe it."""
+
+    id: str
+    title: str
+    description: str
+    geometry_type: str
+    key: str
+    fields: tuple[Field, ...]
+    count: int
+    extent: BBox
+    minzoom: int
+    maxzoom: int
+    generalised: tuple[GeneralisedRange, ...] = ()
+
+    def field(self, name: str) -> Field | None:
+        """The field called `name`, or None."""
+        return next((f for f in self.fields if f.name == name), None)
+
+    @classmethod
+    def from_meta(cls, entry: dict) -> CollectionInfo:
+        """A collection as `collection_meta` described it in a version's metadata."""
+        return cls(
+            id=entry["id"],
+            title=entry["title"],
+            description=entry["description"],
+            geometry_type=entry["geometry_type"],
+            key=entry["key"],
+            fields=tuple(Field(**f) for f in entry["fields"]),
+            count=entry["count"],
+            extent=BBox(*entry["extent"]),
+            minzoom=entry["minzoom"],
+            maxzoom=entry["maxzoom"],
+            generalised=tuple(GeneralisedRange(*g) for g in entry["generalised"]),
+        )
+
+
+def collection_meta(layer: Layer, extent: Sequence[float]) -> dict:
+    """A published layer's entry in the version metadata (JSON), read back by `CollectionInfo.from_meta`."""
+    return {
+        "id": layer.id,
+        "title": layer.title,
+        "description": layer.description,
+        "geometry_type": layer.geometry_type,
+        "key": layer.key,
+        "fields": [asdict(f) for f in layer.fields],
+        "count": len(layer),
+        "extent": [float(v) for v in extent] if all(map(math.isfinite, extent)) else list(WORLD),
+        "minzoom": layer.minzoom,
+        "maxzoom": layer.maxzoom,
+        "generalised": [[g.minzoom, g.maxzoom] for g in layer.generalised],
+    }
+
+
+def public_meta(meta: dict) -> dict:
+    """What `Snapshot.meta` offers of a version's metadata, copied once so a reader cannot change the rest.
+
+    >>> public_meta({"cluster_maxzoom": 12, "cluster_cells": 16, "cluster_sums": [], "rasters": {}, "collections": []})
+    {'cluster_maxzoom': 12, 'cluster_cells': 16, 'cluster_sums': [], 'rasters': {}}
+    """
+    return copy.deepcopy({key: meta[key] for key in ("cluster_maxzoom", "cluster_cells", "cluster_sums", "rasters")})
+
+
+class VersionMeta:
+    """The part of a snapshot both stores share: a version's metadata, read once when it is opened."""
+
+    def __init__(self, meta: dict):
+        self._meta = meta
+        self._public_meta = public_meta(meta)
+        self._collections = {c["id"]: CollectionInfo.from_meta(c) for c in meta["collections"]}
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection of this version, in published order."""
+        return list(self._collections.values())
+
+    def collection(self, name: str) -> CollectionInfo:
+        """One collection's description, or NotFound."""
+        info = self._collections.get(name)
+        if info is None:
+            raise NotFound(f"no collection {name!r}")
+        return info
+
+    def catalogue(self) -> list[dict]:
+        """The indicator catalogue this version was built with (a copy: styles may change it)."""
+        return copy.deepcopy(self._meta["catalogue"])
+
+    def meta(self) -> dict:
+        """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
+
+        Built once per version and shared by every request that reads it (raster tiles read it each
+        time): callers read it and never change it.
+        """
+        return self._public_meta
+
+
+WORLD = BBox(-180.0, -90.0, 180.0, 90.0)  # the extent given to an empty collection
+_BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def typed(field: Field, value: Any) -> Any:
+    """A filter value as the field's column holds it, or a 400 saying why it cannot be.
+
+    >>> typed(Field("n", "integer"), "12"), typed(Field("ok", "boolean"), "true"), typed(Field("t", "number"), 2)
+    (12, True, 2.0)
+    """
+    try:
+        if field.type == "boolean":
+            return value if isinstance(value, bool) else _BOOLEAN_WORDS[str(value).strip().lower()]
+        if field.type == "integer":
+            return _integer(value)
+        return {"string": str, "number": float}[field.type](value)
+    except (KeyError, TypeError, ValueError):
+        raise BadRequest(f"{field.name}={value!r} is not a valid {field.type}") from None
+
+
+def _integer(value: Any) -> int:
+    """An int from an int, or from a number or string with no fractional part.
+
+    >>> _integer("12"), _integer(3.0), _integer("1e3")
+    (12, 3, 1000)
+    """
+    if isinstance(value, bool):
+        raise ValueError(value)
+    number = float(value)
+    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
+        raise ValueError(value)
+    return int(number)
+
+
+@dataclass(frozen=True)
+class FeatureQuery:
+    """A page of features: every filter is already parsed and in lon/lat (CRS84).
+
+    `filter` is a pygeofilter AST; `equals` holds simple property equality filters (each value
+    list is an OR); `sortby` pairs a property with True for ascending.
+    """
+
+    collection: str
+    bbox: BBox | None = None
+    equals: tuple[tuple[str, tuple[Any, ...]], ...] = ()
+    filter: Any = None
+    properties: tuple[str, ...] | None = None
+    sortby: tuple[tuple[str, bool], ...] = ()
+    limit: int = 10
+    offset: int = 0
+
+
+@dataclass
+class Feature:
+    """One feature: geometry in lon/lat."""
+
+    id: str
+    geometry: BaseGeometry | None
+    properties: dict[str, Any]
+
+
+@dataclass
+class FeaturePage:
+    """The features of a query (an iterator, so big pages stream) and how many matched in all."""
+
+    features: Iterator[Feature]
+    matched: int | None
+
+
+@dataclass(frozen=True)
+class TileFilter:
+    """Filters applied to schools before clustering (empty tuple = no filter)."""
+
+    types: tuple[str, ...] = ()
+    statuts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One published data version."""
+
+    id: str
+    created: str
+    report: dict = field(default_factory=dict)
+
+
+class Snapshot(Protocol):
+    """Read access to one published data version."""
+
+    version: VersionInfo
+
+    def collections(self) -> list[CollectionInfo]:
+        """Every collection of this version."""
+        ...
+
+    def catalogue(self) -> list[dict]:
+        """The indicator catalogue this version was built with."""
+        ...
+
+    def meta(self) -> dict:
+        """Version-wide metadata: cluster zoom, cell count, raster list; shared, so read and never changed."""
+        ...
+
+    def query(self, q: FeatureQuery) -> FeaturePage:
+        """Features matching a query, in a stable order (sortby, then key)."""
+        ...
+
+    def get(self, collection: str, fid: str) -> Feature | None:
+        """One feature by its key, or None."""
+        ...
+
+    def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
+        """One Mapbox Vector Tile holding the named layers (b'' when empty)."""
+        ...
+
+
+class Store(Protocol):
+    """A place where data versions are published and read."""
+
+    url: str
+
+    def publish(self, dataset: Dataset) -> VersionInfo:
+        """Write a new version and make it current in one atomic step."""
+        ...
+
+    def current(self) -> Snapshot | None:
+        """The version being served now (None before any ingest); cheap, call per request."""
+        ...
+
+    def versions(self) -> list[VersionInfo]:
+        """Published versions, newest first, with their reports."""
+        ...
+
+    def close(self) -> None:
+        """Release connections."""
+        ...

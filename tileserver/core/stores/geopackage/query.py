@@ -1,0 +1,158 @@
+"""Turn a `FeatureQuery` into SQL on a feature table, safely and in a stable order.
+
+Identifiers come only from the collection's published fields (unknown names are a 400) and every
+value goes as a parameter, so no request string ever becomes SQL. The bbox prefilters on the
+R-tree and is then tested exactly by `ecarto_intersects` (see `GeoPackageSnapshot`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any
+
+from tileserver.core import cql
+from tileserver.core.dataset import Field
+from tileserver.core.errors import BadRequest
+from tileserver.core.grid import BBox
+from tileserver.core.stores.base import CollectionInfo, Feature, FeatureQuery, typed
+from tileserver.core.stores.geopackage import geometry
+from tileserver.core.stores.geopackage.container import quote, rtree_name
+
+BATCH = 500  # rows whose geometries are parsed in one call; the page still streams
+
+
+@dataclass(frozen=True)
+class Statement:
+    """SQL and its parameters."""
+
+    sql: str
+    params: tuple
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The statements of a query: the page, the count (None when every feature matches), the columns."""
+
+    page: Statement
+    count: Statement | None
+    properties: tuple[Field, ...]
+
+
+def plan(info: CollectionInfo, q: FeatureQuery) -> Plan:
+    """The SQL of a page of features and of their total count."""
+    if q.limit < 0 or q.offset < 0:
+        raise BadRequest("limit and offset cannot be negative")
+    known = _known(info)
+    clauses, params = _where(info, known, q)
+    properties = _properties(info, known, q.properties)
+    where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+    table = quote(info.id)
+    order = ", ".join(
+        [*(f"{_column(known, n)} {'ASC' if up else 'DESC'} NULLS LAST" for n, up in q.sortby), quote(info.key)]
+    )
+    page = Statement(
+        f"SELECT {_selected(info, properties)} FROM {table}{where} ORDER BY {order} LIMIT ? OFFSET ?",
+        (*params, q.limit, q.offset),
+    )
+    count = Statement(f"SELECT COUNT(*) FROM {table}{where}", tuple(params)) if clauses else None
+    return Plan(page, count, properties)
+
+
+def lookup(info: CollectionInfo, fid: str) -> Plan:
+    """The SQL of one feature by its key."""
+    properties = info.fields
+    sql = f"SELECT {_selected(info, properties)} FROM {quote(info.id)} WHERE {quote(info.key)} = ?"
+    return Plan(Statement(sql, (fid,)), None, properties)
+
+
+def read_features(rows: Iterable[tuple], properties: tuple[Field, ...]) -> Iterator[Feature]:
+    """Features from the rows of a plan, read a batch at a time: one geometry parse per batch, booleans as bool.
+
+    >>> import numpy as np, shapely
+    >>> blob = geometry.encode(np.array([shapely.Point(1, 2)], dtype=object), 4326)[0]
+    >>> next(read_features([("a", blob, 1, "x")], (Field("ok", "boolean"), Field("nom", "string"))))
+    Feature(id='a', geometry=<POINT (1 2)>, properties={'ok': True, 'nom': 'x'})
+    >>> next(read_features([("a", None)], ())).properties
+    {}
+    """
+    names = [f.name for f in properties]
+    booleans = [i for i, f in enumerate(properties) if f.type == "boolean"]
+    iterator = iter(rows)
+    while batch := list(islice(iterator, BATCH)):
+        keys, blobs, *columns = zip(*batch, strict=True)
+        for i in booleans:  # SQLite stores 0 and 1
+            columns[i] = [None if v is None else bool(v) for v in columns[i]]
+        shapes = geometry.decode_many(blobs).tolist()
+        rows_values = zip(*columns, strict=True) if columns else [()] * len(batch)
+        for key, shape, values in zip(keys, shapes, rows_values, strict=True):
+            yield Feature(str(key), shape, dict(zip(names, values, strict=True)))
+
+
+def _selected(info: CollectionInfo, properties: tuple[Field, ...]) -> str:
+    """The column list of a plan: key, geometry, then the properties."""
+    return ", ".join([quote(info.key), "geom", *(quote(f.name) for f in properties)])
+
+
+def _known(info: CollectionInfo) -> dict[str, Field]:
+    """Every name a query may use: the fields, and the key even when it is not a field."""
+    known = {f.name: f for f in info.fields}
+    known.setdefault(info.key, Field(info.key, "string"))
+    return known
+
+
+def _column(known: dict[str, Field], name: str) -> str:
+    """The quoted column of a property, or a 400 naming the unknown one."""
+    if name not in known:
+        raise BadRequest(f"unknown property {name!r}; known: {', '.join(known)}")
+    return quote(name)
+
+
+def _properties(
+    info: CollectionInfo, known: dict[str, Field], requested: tuple[str, ...] | None
+) -> tuple[Field, ...]:
+    """The fields to output, in the requested order (all fields when none is requested)."""
+    if requested is None:
+        return info.fields
+    for name in requested:
+        _column(known, name)
+    return tuple(known[name] for name in dict.fromkeys(requested))
+
+
+def _where(info: CollectionInfo, known: dict[str, Field], q: FeatureQuery) -> tuple[list[str], list]:
+    """The conditions of a query and their parameters."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if q.bbox is not None:
+        clauses.append(_bbox_clause(info, q.bbox, params))
+    for name, values in q.equals:
+        column = _column(known, name)
+        params.extend(typed(known[name], v) for v in values)
+        clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+    if q.filter is not None:
+        sql, filter_params = cql_filter(info, q.filter)
+        clauses.append(sql)
+        params.extend(filter_params)
+    return clauses, params
+
+
+def cql_filter(info: CollectionInfo, ast: Any) -> tuple[str, list]:
+    """SQL and parameters of a CQL2 filter (a pygeofilter AST) on the collection's columns."""
+    return cql.to_sqlite(info, ast, rtree=rtree_name(info.id, "geom"))
+
+
+def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:
+    """R-tree prefilter, then the exact test; a box across the antimeridian is split in two."""
+    boxes = [bbox] if bbox.west <= bbox.east else [
+        BBox(bbox.west, bbox.south, 180.0, bbox.north),
+        BBox(-180.0, bbox.south, bbox.east, bbox.north),
+    ]
+    near = " OR ".join("(minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)" for _ in boxes)
+    exact = " OR ".join("ecarto_intersects(geom, ?, ?, ?, ?)" for _ in boxes)
+    for b in boxes:
+        params.extend((b.east, b.west, b.north, b.south))
+    for b in boxes:
+        params.extend(b)
+    return f"fid IN (SELECT id FROM {quote(rtree_name(info.id, 'geom'))} WHERE {near}) AND ({exact})"
+

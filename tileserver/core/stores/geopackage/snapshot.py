@@ -1,0 +1,142 @@
+"""One published version of the embedded store, read through read-only connections, one per thread.
+
+Connections open the file `immutable`: SQLite then takes no lock and never re-reads the schema,
+which holds because a version file is never changed after it is published. Threads open their
+connection on the version's hard link (see `layout`), so a snapshot keeps reading its own version
+after the next publish replaced the served file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Sequence
+from urllib.parse import quote as quote_uri
+
+from tileserver.core import cql
+from tileserver.core.errors import Unavailable
+from tileserver.core.grid import Tile
+from tileserver.core.stores.base import (
+    Feature,
+    FeaturePage,
+    FeatureQuery,
+    TileFilter,
+    VersionInfo,
+    VersionMeta,
+)
+from tileserver.core.stores.geopackage import geometry, layout, query, tiles
+
+
+def connect(path: str) -> sqlite3.Connection:
+    """A read-only connection to a version file, with the SQL functions our queries use.
+
+    `check_same_thread=False` only lets `close()` run from another thread: each connection is used
+    by the one thread that opened it.
+    """
+    uri = f"file:{quote_uri(os.path.abspath(path))}?mode=ro&immutable=1"
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn.create_function("ecarto_intersects", 5, geometry.intersects_box, deterministic=True)
+    cql.register_sqlite(conn, geometry.decode)
+    return conn
+
+
+class GeoPackageSnapshot(VersionMeta):
+    """Read access to the version in one GeoPackage file; its metadata is read once, at opening."""
+
+    def __init__(self, path: str):
+        self.path = path
+        conn = connect(path)
+        try:
+            meta = _read_meta(conn)
+            self.version = _version(conn, meta["version"])
+            VersionMeta.__init__(self, meta)
+        except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
+            conn.close()
+            raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
+        link = layout.version_file(path, self.version.id)
+        self._file = link if os.path.exists(link) else path
+        self._local = threading.local()
+        self._local.conn = conn
+        self._connections = [conn]
+        self._guard = threading.Lock()
+
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection to the version file (opened on first use)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _reopen(self._file, self.version.id)
+            with self._guard:
+                self._connections.append(conn)
+            self._local.conn = conn
+        return conn
+
+    def close(self) -> None:
+        """Close the connections of every thread."""
+        with self._guard:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
+
+    def versions(self) -> list[VersionInfo]:
+        """This version and the earlier ones, newest first, with their reports."""
+        rows = self.connection().execute("SELECT id, created, report FROM ecarto_versions ORDER BY id DESC")
+        return [VersionInfo(i, created, json.loads(report)) for i, created, report in rows]
+
+    def query(self, q: FeatureQuery) -> FeaturePage:
+        """Features matching a query, in a stable order (sortby, then key), streamed from the cursor."""
+        info = self.collection(q.collection)
+        plan = query.plan(info, q)
+        conn = self.connection()
+        matched = info.count if plan.count is None else conn.execute(*_args(plan.count)).fetchone()[0]
+        cursor = conn.execute(*_args(plan.page))
+        return FeaturePage(features=query.read_features(cursor, plan.properties), matched=matched)
+
+    def get(self, collection: str, fid: str) -> Feature | None:
+        """One feature by its key, or None."""
+        plan = query.lookup(self.collection(collection), fid)
+        rows = self.connection().execute(*_args(plan.page)).fetchall()
+        return next(query.read_features(rows, plan.properties), None)
+
+    def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
+        """One Mapbox Vector Tile holding the named layers (b'' when empty); see `tiles`."""
+        infos = [self.collection(name) for name in layers]
+        return tiles.encode_tile(self.connection(), infos, self._meta, tile, filters)
+
+
+def _reopen(path: str, version_id: str) -> sqlite3.Connection:
+    """A new connection to a version file, checked to hold that version (else 503: retry)."""
+    gone = Unavailable(f"data version {version_id} is no longer available; retry")
+    try:
+        conn = connect(path)
+    except sqlite3.Error as e:
+        raise gone from e
+    try:
+        found = conn.execute("SELECT value FROM ecarto_meta WHERE key = 'version'").fetchone()
+    except sqlite3.Error as e:
+        conn.close()
+        raise gone from e
+    if found is None or json.loads(found[0]) != version_id:
+        conn.close()
+        raise gone
+    return conn
+
+
+def _args(statement: query.Statement) -> tuple[str, tuple]:
+    """A statement as the arguments of `execute`."""
+    return statement.sql, statement.params
+
+
+def _read_meta(conn: sqlite3.Connection) -> dict:
+    """Every key of `ecarto_meta`, decoded."""
+    return {key: json.loads(value) for key, value in conn.execute("SELECT key, value FROM ecarto_meta")}
+
+
+def _version(conn: sqlite3.Connection, version_id: str) -> VersionInfo:
+    """The version row of this file."""
+    row = conn.execute("SELECT created, report FROM ecarto_versions WHERE id = ?", (version_id,)).fetchone()
+    if row is None:
+        raise KeyError(f"version {version_id} missing from ecarto_versions")
+    return VersionInfo(version_id, row[0], json.loads(row[1]))
+

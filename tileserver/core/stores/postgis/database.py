@@ -1,0 +1,75 @@
+"""The connection pool, opened on first use so that building a store never touches the network.
+
+Every way the database can fail to answer (down, unreachable, pool exhausted, connection lost
+mid-query) surfaces as `Unavailable` with a retry hint, so a client gets a 503 within
+`db_timeout_seconds` instead of a hang or a 500.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import psycopg
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from tileserver.core.errors import Unavailable
+from tileserver.core.settings import Settings
+
+# A database that goes silent (a dropped route, a frozen host) must not hold a request until the
+# kernel's two-hour TCP timeout: probe idle connections and give up after about 15 s of silence.
+_KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, "keepalives_count": 5,
+               "tcp_user_timeout": 15_000}
+RETRY_AFTER = 5  # seconds a client is told to wait when the database does not answer
+TRUSTED_FOR = 1.0  # seconds after a successful use during which a connection is lent without a ping
+
+
+class Database:
+    """A lazily opened pool of autocommit connections; use `with db.connection() as conn`."""
+
+    def __init__(self, url: str, settings: Settings):
+        connect_timeout = max(1, math.ceil(settings.db_timeout_seconds))
+        self._used: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
+        self._pool = ConnectionPool(
+            url,
+            min_size=1,
+            max_size=settings.db_pool_size,
+            timeout=settings.db_timeout_seconds,
+            kwargs={"autocommit": True, "connect_timeout": connect_timeout, **_KEEPALIVES},
+            check=self._check,
+            # psycopg_pool retries a lost connection with a doubling delay for `reconnect_timeout`
+            # (5 min by default), so after a long outage it could wait minutes more before trying
+            # again; giving up early lets the next request start a fresh, immediate attempt.
+            reconnect_timeout=settings.db_timeout_seconds,
+            open=False,
+            name="ecarto-postgis",
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled connection, in autocommit mode: wrap writes in `conn.transaction()`."""
+        if self._pool.closed:
+            self._pool.open(wait=False)
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+                self._used[conn] = time.monotonic()
+        except (PoolTimeout, psycopg.OperationalError) as error:
+            raise Unavailable("the database does not answer", retry_after=RETRY_AFTER) from error
+
+    def _check(self, conn: psycopg.Connection) -> None:
+        """Ping a connection before lending it, unless it answered less than `TRUSTED_FOR` seconds ago.
+
+        The ping is what lets the pool swap a connection lost while idle (a database restart, a cut
+        link) for a new one, so no request sees it; under load, when every connection is busy, it
+        would be one more round trip per request (a fifth of a small tile's cost).
+        """
+        if time.monotonic() - self._used.get(conn, -math.inf) > TRUSTED_FOR:
+            ConnectionPool.check_connection(conn)
+
+    def close(self) -> None:
+        """Close every connection; the pool cannot be used afterwards."""
+        self._pool.close()

@@ -1,0 +1,75 @@
+"""Read one published version: a schema that never changes, described by metadata loaded once."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import shapely
+
+from tileserver.core.grid import Tile
+from tileserver.core.stores.base import (
+    Feature,
+    FeaturePage,
+    FeatureQuery,
+    TileFilter,
+    VersionInfo,
+    VersionMeta,
+)
+from tileserver.core.stores.postgis import tiles
+from tileserver.core.stores.postgis.database import Database
+from tileserver.core.stores.postgis.query import all_properties, feature_by_key_sql, feature_sql
+from tileserver.core.stores.postgis.versions import version_schema
+
+BATCH = 500  # rows fetched from the server-side cursor at a time
+
+
+class PostGISSnapshot(VersionMeta):
+    """One version schema; every read of a request made through it sees the same data."""
+
+    def __init__(self, db: Database, version: VersionInfo, meta: dict):
+        self.version = version
+        self.schema = version_schema(version.id)
+        self.db = db
+        VersionMeta.__init__(self, meta)
+
+    def get(self, collection: str, fid: str) -> Feature | None:
+        """One feature by its key (a text column, as `uai` and `code` are), or None."""
+        info = self.collection(collection)
+        with self.db.connection() as conn, conn.cursor(binary=True) as cur:
+            row = cur.execute(feature_by_key_sql(self.schema, info), [fid]).fetchone()
+        return None if row is None else next(_features([row], all_properties(info)))
+
+    def query(self, q: FeatureQuery) -> FeaturePage:
+        """Features matching a query, sortby then key order; the rows stream as they are read."""
+        info = self.collection(q.collection)
+        statement = feature_sql(self.schema, info, q)
+        matched = info.count
+        if statement.count is not None:
+            with self.db.connection() as conn:
+                matched = conn.execute(statement.count, statement.where_params).fetchone()[0]
+        return FeaturePage(self._stream(statement.rows, statement.page_params, statement.properties), matched)
+
+    def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
+        """One Mapbox Vector Tile holding the named layers (b'' when empty), encoded by PostGIS."""
+        infos = [self.collection(name) for name in layers]
+        return tiles.encode_tile(self.db, self.schema, infos, self._meta, tile, filters)
+
+    def _stream(self, statement: Any, params: list, properties: tuple[str, ...]) -> Iterator[Feature]:
+        """Features read through a server-side cursor, a batch at a time, holding a connection meanwhile."""
+        with (
+            self.db.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name="features", binary=True) as cur,
+        ):
+            cur.execute(statement, params)
+            while rows := cur.fetchmany(BATCH):
+                yield from _features(rows, properties)
+
+
+def _features(rows: Sequence[Sequence], properties: tuple[str, ...]) -> Iterator[Feature]:
+    """Features from (key, WKB, *properties) rows, geometries decoded in one call."""
+    geometries = shapely.from_wkb([row[1] for row in rows])
+    for row, geometry in zip(rows, geometries, strict=True):
+        yield Feature(str(row[0]), geometry, dict(zip(properties, row[2:], strict=True)))
+

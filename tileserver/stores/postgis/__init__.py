@@ -1,7 +1,0 @@
-"""The PostGIS store: one schema per data version, a pointer row switched in one transaction."""
-
-from tileserver.stores.postgis.roles import grant_read_only
-from tileserver.stores.postgis.snapshot import PostGISSnapshot
-from tileserver.stores.postgis.store import PostGISStore
-
-__all__ = ["PostGISSnapshot", "PostGISStore", "grant_read_only"]

@@ -1,0 +1,260 @@
+"""Small parsers of query parameters: each turns one request string into a typed value, or a 400.
+
+Views call these and nothing else touches request strings, so every malformed input fails here
+with a message naming the parameter, long before a store sees it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+from shapely.geometry.base import BaseGeometry
+from werkzeug.datastructures import MIMEAccept, MultiDict
+
+from tileserver.core import crs as crs_
+from tileserver.core.errors import BadRequest, NotAcceptable, UnknownParameter
+from tileserver.core.grid import BBox
+from tileserver.core.media import MediaType
+from tileserver.core.settings import Settings
+from tileserver.core.stores.base import CollectionInfo
+
+_INTEGER = re.compile(r"^\+?[0-9]{1,9}$")
+_NAME = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def check_known(args: MultiDict, allowed: Collection[str]) -> None:
+    """A 400 (InvalidParameter) naming the first query parameter the resource does not know."""
+    for name in args:
+        if name not in allowed:
+            raise UnknownParameter(f"unknown query parameter {name[:100]!r}; known: {', '.join(sorted(allowed))}")
+
+
+def one(args: MultiDict, name: str) -> str | None:
+    """The single value of a parameter (None when absent); given twice is a 400.
+
+    >>> one(MultiDict([("limit", "5")]), "limit"), one(MultiDict(), "limit")
+    ('5', None)
+    """
+    values = args.getlist(name)
+    if len(values) > 1:
+        raise BadRequest(f"parameter {name!r} is given {len(values)} times")
+    return values[0] if values else None
+
+
+def output_format(f: str | None, accept: MIMEAccept, offered: Mapping[str, str]) -> str:
+    """The format to answer in: `f` when given, else the best Accept match (the first offered by default).
+
+    `offered` maps each format name to its media type; a JSON format may be named twice (`json`,
+    `geojson`) for the media types that mean it.
+
+    >>> output_format("html", MIMEAccept(), {"json": "application/json", "html": "text/html"})
+    'html'
+    >>> output_format(None, MIMEAccept([("text/html", 1)]), {"json": "application/json", "html": "text/html"})
+    'html'
+    >>> oas = "application/vnd.oai.openapi+json;version=3.0"
+    >>> output_format(None, MIMEAccept([(oas, 1)]), {"json": oas, "html": "text/html"})
+    'json'
+    """
+    if f is not None:
+        if f not in offered:
+            raise BadRequest(f"f={f[:50]!r} is not offered here; use one of {', '.join(offered)}")
+        return f
+    if not accept:
+        return next(iter(offered))
+    media: dict[str, str] = {}
+    for name, media_type in offered.items():
+        media.setdefault(media_type.split(";")[0], name)
+        media.setdefault(media_type.replace(" ", ""), name)  # a client may ask with the parameters (QGIS)
+        if media_type.split(";")[0].endswith("+json"):  # GeoJSON, OpenAPI...: JSON to a client asking for JSON
+            media.setdefault(MediaType.JSON, name)
+    best = accept.best_match(list(media), default=None)
+    if best is None:
+        raise NotAcceptable(f"cannot produce any of {accept}; available: {', '.join(media)}")
+    return media[best]
+
+
+def limit(raw: str | None, settings: Settings) -> int:
+    """The page size: default when absent, between 1 and the configured maximum.
+
+    >>> limit(None, Settings()), limit("250", Settings())
+    (10, 250)
+    """
+    if raw is None:
+        return settings.default_limit
+    value = _integer("limit", raw)
+    if not 1 <= value <= settings.max_limit:
+        raise BadRequest(f"limit={value} is out of range: 1 to {settings.max_limit}")
+    return value
+
+
+def offset(raw: str | None) -> int:
+    """How many matching features to skip (0 when absent).
+
+    >>> offset("20"), offset(None)
+    (20, 0)
+    """
+    return 0 if raw is None else _integer("offset", raw)
+
+
+def _integer(name: str, raw: str) -> int:
+    """A non-negative integer, or a 400 naming the parameter."""
+    if not _INTEGER.match(raw.strip()):
+        raise BadRequest(f"{name}={raw[:50]!r} is not a non-negative integer")
+    return int(raw)
+
+
+class Box(NamedTuple):
+    """A `bbox` in lon/lat: its envelope, and its outline when that is not the envelope (projected boxes)."""
+
+    envelope: BBox
+    outline: BaseGeometry | None
+
+
+def bbox(raw: str | None, bbox_crs: crs_.Crs) -> Box | None:
+    """A `bbox` (4 numbers, or 6 with heights that are ignored) given in `bbox_crs`, in lon/lat.
+
+    >>> bbox("-2,47,-1,48", crs_.CRS84)
+    Box(envelope=BBox(west=-2.0, south=47.0, east=-1.0, north=48.0), outline=None)
+    >>> bbox("-2,47,0,-1,48,100", crs_.CRS84).envelope.north
+    48.0
+    >>> bbox("300000,6700000,400000,6800000", crs_.parse("EPSG:2154")).outline.geom_type
+    'Polygon'
+    """
+    if raw is None:
+        return None
+    numbers = _numbers("bbox", raw)
+    if len(numbers) == 6:
+        numbers = [numbers[0], numbers[1], numbers[3], numbers[4]]
+    elif len(numbers) != 4:
+        raise BadRequest(f"bbox needs 4 or 6 numbers, got {len(numbers)}")
+    a1, a2, b1, b2 = numbers
+    if bbox_crs.is_crs84:
+        if not (-180 <= a1 <= 180 and -180 <= b1 <= 180 and -90 <= a2 <= b2 <= 90):
+            raise BadRequest(
+                f"bbox={raw[:100]!r}: longitudes must be in [-180, 180], latitudes in [-90, 90], south <= north"
+            )
+    elif a1 > b1 or a2 > b2:
+        raise BadRequest(f"bbox={raw[:100]!r}: each minimum must be below its maximum")
+    envelope, outline = crs_.bbox_to_crs84((a1, a2, b1, b2), bbox_crs)
+    return Box(envelope, outline if bbox_crs.is_projected else None)
+
+
+def _numbers(name: str, raw: str) -> list[float]:
+    """Comma-separated finite numbers."""
+    try:
+        numbers = [float(part) for part in raw.split(",")]
+    except ValueError:
+        raise BadRequest(f"{name}={raw[:100]!r} is not a list of comma-separated numbers") from None
+    if not all(math.isfinite(n) for n in numbers):
+        raise BadRequest(f"{name}={raw[:100]!r} holds a number that is not finite")
+    return numbers
+
+
+def crs(raw: str | None) -> crs_.Crs:
+    """A CRS parameter (`crs`, `bbox-crs`, `filter-crs`); CRS84 when absent."""
+    return crs_.CRS84 if raw is None else crs_.parse(raw)
+
+
+def properties(raw: str | None, info: CollectionInfo) -> tuple[str, ...] | None:
+    """The properties to return (None = all), each checked against the collection.
+
+    >>> from tileserver.core.dataset import Field
+    >>> info = CollectionInfo("c", "", "", "Point", "uai", (Field("uai", "string"), Field("nom", "string")), 0,
+    ...                       BBox(0, 0, 1, 1), 0, 14)
+    >>> properties("nom,uai", info), properties(None, info), properties("", info)
+    (('nom', 'uai'), None, ())
+    """
+    if raw is None:
+        return None
+    names = tuple(dict.fromkeys(n.strip() for n in raw.split(",") if n.strip()))
+    for name in names:
+        _property(name, info)
+    return names
+
+
+def sortby(raw: str | None, info: CollectionInfo) -> tuple[tuple[str, bool], ...]:
+    """`sortby` terms as (property, ascending): `nom`, `+nom` and `-ips`, comma-separated.
+
+    >>> from tileserver.core.dataset import Field
+    >>> info = CollectionInfo("c", "", "", "Point", "uai", (Field("nom", "string"), Field("ips", "number")), 0,
+    ...                       BBox(0, 0, 1, 1), 0, 14)
+    >>> sortby("-ips,+nom", info)
+    (('ips', False), ('nom', True))
+    """
+    if raw is None:
+        return ()
+    terms = []
+    for term in raw.split(","):
+        term = term.strip()
+        if not _NAME.match(term):
+            raise BadRequest(f"sortby term {term[:100]!r} is not [+|-]property")
+        name = term.lstrip("+-")
+        _property(name, info)
+        terms.append((name, not term.startswith("-")))
+    return tuple(terms)
+
+
+def _property(name: str, info: CollectionInfo) -> str:
+    """A property of the collection (its fields and its key), or a 400 naming the known ones."""
+    if info.field(name) is None and name != info.key:
+        known = ", ".join(f.name for f in info.fields)
+        raise BadRequest(f"collection {info.id!r} has no property {name[:100]!r}; known: {known}")
+    return name
+
+
+def datetime_(raw: str | None) -> tuple[datetime | None, datetime | None] | None:
+    """A `datetime` instant or interval (RFC 3339, `..` or empty for an open end), checked.
+
+    No collection has a temporal property yet, so the value only has to be valid.
+
+    >>> datetime_("2024-01-01T00:00:00Z/..")[1] is None
+    True
+    """
+    if raw is None:
+        return None
+    parts = raw.split("/")
+    if len(parts) > 2:
+        raise BadRequest(f"datetime={raw[:100]!r} is neither an instant nor an interval")
+    ends = [_instant(p) for p in parts]
+    if len(ends) == 1:
+        if ends[0] is None:
+            raise BadRequest("datetime needs an instant or an interval")
+        return ends[0], ends[0]
+    start, end = ends
+    if start is None and end is None:
+        raise BadRequest("datetime needs at least one end of its interval")
+    if start is not None and end is not None and _utc(start) > _utc(end):
+        raise BadRequest(f"datetime={raw[:100]!r} ends before it starts")
+    return start, end
+
+
+def _instant(raw: str) -> datetime | None:
+    """One RFC 3339 date or date-time; None for an open end."""
+    if raw in ("", ".."):
+        return None
+    try:
+        return datetime.fromisoformat(raw.replace("z", "Z"))
+    except ValueError:
+        raise BadRequest(f"datetime {raw[:100]!r} is not an RFC 3339 date or date-time") from None
+
+
+def _utc(moment: datetime) -> float:
+    """A comparable number for an aware or naive date-time (naive ones taken as UTC)."""
+    return moment.timestamp() if moment.tzinfo else moment.replace(tzinfo=UTC).timestamp()
+
+
+def equals(args: MultiDict, info: CollectionInfo, reserved: Collection[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """Property equality filters (`?type=college&type=lycee` is an OR); any other unknown name is a 400."""
+    filters = []
+    for name in args:
+        if name in reserved:
+            continue
+        if info.field(name) is None and name != info.key:
+            known = sorted({*reserved, *(f.name for f in info.fields)})
+            raise UnknownParameter(f"unknown query parameter {name[:100]!r}; known: {', '.join(known)}")
+        filters.append((name, tuple(args.getlist(name))))
+    return tuple(filters)
