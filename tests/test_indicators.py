@@ -59,13 +59,14 @@ def test_latest_keeps_the_most_recent_row_per_key(tmp_path):
 def test_missing_column_is_an_ingest_error(tmp_path):
     from tileserver.core.errors import IngestError
 
-    with pytest.raises(IngestError, match="missing columns"):
+    with pytest.raises(IngestError, match="missing column 'fibre'"):
         table(tmp_path, "UAI;Débit Mbps\n0010001W;3\n")
 
 
 def test_join_rejects_rows_of_unknown_schools(tmp_path):
     values, report = table(tmp_path, "UAI;Débit Mbps;Fibre\n0010001W;10;oui\n0010003Y;20;non\n9999999Z;1;oui\n")
-    joined = join_to_schools(["0010001W", "0010002X"], [(values, report, [SPEED, FIBRE])])
+    joined = join_to_schools(lambda _: ["0010001W", "0010002X"], ["ecole", "ecole"], [(values, report, [SPEED, FIBRE])],
+                             {})
     assert joined["debit"][0] == 10 and math.isnan(joined["debit"][1])
     assert report.loaded == 1 and report.rejected == 2 and report.read == 3
     assert "'9999999Z' is not a valid etablissements key" in report.rejections[0].reason
@@ -77,10 +78,12 @@ def test_aggregate_by_territory_matches_a_hand_count():
     types = ["ecole", "college", "ecole", "ecole", "erea"]
     speeds = np.array([10.0, np.nan, 30.0, 50.0, 20.0])
     fibre = np.array([1.0, 0.0, np.nan, 1.0, 1.0])
+    known = {"debit": ~np.isnan(speeds), "fibre": ~np.isnan(fibre), "wifi": ~np.isnan(fibre)}
     out = aggregate(codes, {"A": 0, "B": 1, "C": 2}, types, {"debit": speeds, "fibre": fibre, "wifi": fibre},
-                    [SPEED, FIBRE, WIFI])
+                    [SPEED, FIBRE, WIFI], known)
     assert out["etablissements"] == [3, 1, 0]
     assert out["n_ecole"] == [1, 1, 0] and out["n_college"] == [1, 0, 0] and out["n_autre"] == [1, 0, 0]
     assert out["debit"] == [15.0, 30.0, None]  # the mean of known values only
     assert out["fibre"] == [66.67, None, None]  # a share, in %, of the known values
     assert out["wifi"] == [2, 0, 0]
+    assert out["debit_nc"] == [1, 0, 0] and out["fibre_nc"] == [0, 1, 0]  # schools with no value

@@ -62,7 +62,7 @@ def test_relative_paths_resolve_against_the_manifest_and_variables_expand(tmp_pa
         ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\n'
          'kind = "boolean"\naggregate = "mean"\n', "aggregate"),
         ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\ncolour = 1\n',
-         "unknown keys"),
+         "unknown key `colour`"),
         ('[[rasters]]\nid = "r"\nurl = "r.tif"\nlabel = "R"\nrescale = [5, 1]\n', "rescale"),
     ],
 )
