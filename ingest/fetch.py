@@ -76,7 +76,7 @@ def fetch(
     if mirror is not None:
         source = mirror_url(url, mirror)
         if urlsplit(mirror).scheme.lower() in ("", "file"):
-            return _mirrored_file(url, source)
+            return mirrored_file(url, source)
     label = url if source == url else f"{source} (mirror of {url})"
     download = _Download(source, label, cache_dir, progress=progress, retries=retries, sleep=sleep, timeout=timeout)
     return download.run()
@@ -105,7 +105,7 @@ def mirror_url(url: str, mirror: str) -> str:
     return f"{mirror.rstrip('/')}/{host}{parts.path or '/'}{query}"
 
 
-def _mirrored_file(url: str, source: str) -> Path:
+def mirrored_file(url: str, source: str) -> Path:
     """The mirror's copy of `url`: `PATH?QUERY` first, then `PATH` without the query."""
     parts = urlsplit(source)
     local = url2pathname(parts.path) if parts.scheme.lower() == "file" else unquote(parts.path)

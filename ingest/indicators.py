@@ -203,7 +203,8 @@ def join_to_schools(
             for i in indicators:
                 _place(out, i, rows, row[i.id])
         if unmatched:
-            report.note(f"{unmatched} keys matched no loaded {'school' if not first.via else first.via}")
+            where = f"the {first.via} of a loaded school" if first.via else "a loaded school"
+            report.note(f"{unmatched} keys are not {where}")
         for i in indicators:
             if i.kind == "presence":
                 absent = applies(i, types) & np.isnan(out[i.id])

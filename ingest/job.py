@@ -156,7 +156,10 @@ class Ingest:
         if source is None:
             return {}
         path = self.fetch(source.url)
-        return current_communes(path, self.report.dataset("history", str(path)))
+        report = self.report.dataset("history", str(path))
+        mapping = current_communes(path, report)
+        report.note(f"{len(mapping)} former commune codes lead to a current commune")
+        return mapping
 
     def read_schools(self) -> Schools:
         """The school directory."""

@@ -42,6 +42,8 @@ AGGREGATES = {
 DEFAULT_AGGREGATE = {"number": "mean", "boolean": "share", "category": "count", "presence": "share",
                      "ratio": "ratio"}
 COMBINE = ("sum", "mean", "last")
+# What the published values are (styles read `kind`): a presence is yes/no, a ratio a number.
+PUBLISHED_KIND = {"presence": "boolean", "ratio": "number"}
 _ID = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -115,9 +117,10 @@ class Indicator:
         """The entry as published with a version (styles, legends, sheets and `/indicators` read it)."""
         return {
             "id": self.id, "theme": self.theme, "label": self.label, "unit": self.unit,
-            "kind": self.kind, "level": self.level, "aggregate": self.aggregate,
-            "description": self.description, "main": self.main, "breaks": list(self.breaks),
-            "palette": self.palette, "source": self.source, "applies_to": list(self.applies_to),
+            "kind": PUBLISHED_KIND.get(self.kind, self.kind), "source_kind": self.kind, "level": self.level,
+            "aggregate": self.aggregate, "description": self.description, "main": self.main,
+            "breaks": list(self.breaks), "palette": self.palette, "source": self.source,
+            "applies_to": list(self.applies_to), "via": self.via,
             "producer": self.producer, "source_url": self.source_url, "licence": self.licence,
             "vintage": vintage,
         }
