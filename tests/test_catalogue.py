@@ -134,6 +134,24 @@ def test_the_catalogue_says_source_and_vintage(tmp_path, mirror):
     assert entries["socle_numerique"]["source_url"].endswith("/fr-en-aap-snee-ecoles/")
     assert all(e["licence"] and e["producer"] and e["source_url"] for e in catalogue)
     assert version.report["partial"] is False
+    from tileserver.web.app import create_app
+
+    client = create_app(Settings(database=database, version_check_seconds=0)).test_client()
+    listed = {e["id"]: e for e in client.get("/indicators").get_json()["indicators"]}
+    assert listed.keys() == entries.keys()
+    ftth = listed["ftth"]
+    assert {k: ftth[k] for k in ("producer", "vintage", "unit", "theme", "main")} == {
+        "producer": "Arcep", "vintage": "2025-09-30", "unit": "%", "theme": "connectivite", "main": True}
+    assert set(ftth["levels"]) == set(LEVELS)  # a commune indicator, rolled up to every level above
+    assert "etablissements" in listed["socle_numerique"]["levels"]
+    assert ftth["source_url"] and ftth["licence"] == "Licence Ouverte 2.0" and ftth["description"]
+    page = client.get("/indicators?f=html").get_data(as_text=True)
+    assert "Arcep" in page and "2023-2024" in page
+    schema = client.get("/collections/communes/queryables").get_json()["properties"]
+    assert schema["ftth"]["x-ecarto-producer"] == "Arcep" and schema["ftth"]["x-ecarto-vintage"] == "2025-09-30"
+    assert schema["ftth_nc"]["type"] == "integer" and "Non communiqué" in schema["ftth_nc"]["description"]
+    assert "/indicators" in client.get("/api").get_json()["paths"]
+    assert any(link["href"].endswith("/indicators") for link in client.get("/?f=json").get_json()["links"])
 
 
 def test_a_renamed_column_fails_the_check_and_the_ingest_keeps_the_previous_version(tmp_path, mirror, capsys):
