@@ -151,6 +151,10 @@ def test_the_catalogue_says_source_and_vintage(tmp_path, mirror):
     assert schema["ftth"]["x-ecarto-producer"] == "Arcep" and schema["ftth"]["x-ecarto-vintage"] == "2025-09-30"
     assert schema["ftth_nc"]["type"] == "integer" and "Non communiqué" in schema["ftth_nc"]["description"]
     assert "/indicators" in client.get("/api").get_json()["paths"]
+    styles = {s["id"] for s in client.get("/styles").get_json()["styles"]}
+    assert {"connectivite", "equipement", "services", "experimentations", "contexte"} <= styles
+    fills = client.get("/styles/connectivite").get_json()["layers"]
+    assert any("ftth" in str(layer.get("paint")) for layer in fills if layer["id"] == "communes-fill")
     assert any(link["href"].endswith("/indicators") for link in client.get("/?f=json").get_json()["links"])
 
 
