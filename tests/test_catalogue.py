@@ -147,6 +147,7 @@ def test_the_catalogue_says_source_and_vintage(tmp_path, mirror):
     assert ftth["source_url"] and ftth["licence"] == "Licence Ouverte 2.0" and ftth["description"]
     page = client.get("/indicators?f=html").get_data(as_text=True)
     assert "Arcep" in page and "2023-2024" in page
+    assert "Données partielles" not in client.get("/map").get_data(as_text=True)
     schema = client.get("/collections/communes/queryables").get_json()["properties"]
     assert schema["ftth"]["x-ecarto-producer"] == "Arcep" and schema["ftth"]["x-ecarto-vintage"] == "2025-09-30"
     assert schema["ftth_nc"]["type"] == "integer" and "Non communiqué" in schema["ftth_nc"]["description"]
@@ -187,5 +188,7 @@ def test_a_renamed_column_fails_the_check_and_the_ingest_keeps_the_previous_vers
         assert newest["report"]["partial"] is True
         assert [m["id"] for m in newest["report"]["missing"]] == ["ftth"]
         assert "elig_ftth" in newest["report"]["missing"][0]["reason"]
+        page = client.get("/map").get_data(as_text=True)
+        assert "Données partielles" in page and "<code>ftth</code>" in page
     finally:
         stop()
