@@ -283,24 +283,24 @@ def aggregate(
     group = np.array([order.get(c, -1) if c else -1 for c in territory_codes], dtype=np.int64)
     inside = group >= 0
     g = group[inside]
-    columns: dict[str, list] = {"etablissements": _count(g, n).tolist()}
+    columns: dict[str, list] = {"etablissements": count(g, n).tolist()}
     kinds = np.array([t if t in COUNTED_TYPES else "autre" for t in types])[inside]
     for t in COUNTED_TYPES:
-        columns[f"n_{t}"] = _count(g[kinds == t], n).tolist()
+        columns[f"n_{t}"] = count(g[kinds == t], n).tolist()
     for ind in indicators:
         missing = (applies(ind, types) & ~known[ind.id])[inside]
         if ind.level != SCHOOLS:
-            columns[f"{ind.id}_nc"] = _count(g[missing], n).tolist()
+            columns[f"{ind.id}_nc"] = count(g[missing], n).tolist()
             continue
         values = school_values[ind.id]
         if ind.kind == "category":
-            columns[ind.id] = _count(g[~missing & known[ind.id][inside]], n).tolist()
+            columns[ind.id] = count(g[~missing & known[ind.id][inside]], n).tolist()
         elif ind.kind == "ratio":
             columns[ind.id] = _ratio(g, n, ind, *(np.asarray(school_values[f"{ind.id}:{t}"])[inside]
                                                   for t in ("num", "den")))
         else:
-            columns[ind.id] = _aggregate_numbers(g, np.asarray(values)[inside], n, ind.aggregate)
-        columns[f"{ind.id}_nc"] = _count(g[missing], n).tolist()
+            columns[ind.id] = aggregate_numbers(g, np.asarray(values)[inside], n, ind.aggregate)
+        columns[f"{ind.id}_nc"] = count(g[missing], n).tolist()
     return columns
 
 
@@ -311,11 +311,11 @@ def _ratio(g: np.ndarray, n: int, ind: Indicator, num: np.ndarray, den: np.ndarr
     return [value_of(ind, (float(a), float(b))) for a, b in zip(*sums, strict=True)]
 
 
-def _count(groups: np.ndarray, n: int) -> np.ndarray:
+def count(groups: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(groups, minlength=n)
 
 
-def _aggregate_numbers(g: np.ndarray, values: np.ndarray, n: int, how: str) -> list:
+def aggregate_numbers(g: np.ndarray, values: np.ndarray, n: int, how: str) -> list:
     """One aggregate per group; None where no school of the group has a value."""
     known = ~np.isnan(values)
     gk, vk = g[known], values[known]
@@ -333,68 +333,6 @@ def _aggregate_numbers(g: np.ndarray, values: np.ndarray, n: int, how: str) -> l
         elif how == "share":
             result = 100.0 * np.divide(result, counts, out=np.zeros(n), where=counts > 0)
     return [round(float(v), 2) if c else None for v, c in zip(result, counts, strict=True)]
-
-
-def territory_cells(
-    codes_: Sequence[str], table: IndicatorValues, report: DatasetReport, indicators: Sequence[Indicator],
-    history: Mapping[str, str],
-) -> dict[str, list[Cell]]:
-    """A territory indicator's cells aligned with its level's codes; unmatched codes are rejected.
-
-    A commune code found in the COG history counts for the current commune that absorbed it (its
-    cells added, so merged communes' premises add up). A `presence` territory absent from the source is 0.
-    """
-    index = {c: i for i, c in enumerate(codes_)}
-    level = indicators[0].level
-    out: dict[str, list[Cell]] = {i.id: [None] * len(codes_) for i in indicators}
-    renamed = 0
-    for key, row in table.by_key.items():
-        at = index.get(key)
-        if at is None and level == "communes" and history.get(key) in index:
-            at, renamed = index[history[key]], renamed + 1
-        if at is None:
-            report.unload(table.lines[key], f"code {key} is not a loaded {level} territory")
-            continue
-        for i in indicators:
-            out[i.id][at] = _add(out[i.id][at], row[i.id])
-    if renamed:
-        report.note(f"{renamed} former commune codes counted in their current commune (COG history)")
-    for i in indicators:
-        if i.kind == "presence":
-            out[i.id] = [0.0 if c is None else c for c in out[i.id]]
-    return out
-
-
-def _add(held: Cell, cell: Cell) -> Cell:
-    """Two cells of one territory added (pairs term by term); a string keeps the first."""
-    if held is None or cell is None or isinstance(held, str):
-        return cell if held is None else held
-    if isinstance(held, tuple):
-        return (held[0] + cell[0], held[1] + cell[1])
-    return held + cell
-
-
-def roll_up(ind: Indicator, cells: Sequence[Cell], upper: Sequence[str | None], order: Mapping[str, int]) -> list:
-    """A territory indicator at a level above its own: pairs summed, numbers aggregated, yes/no as shares.
-
-    `upper[i]` is the code, at the upper level, of the lower territory `i`; the result follows `order`.
-    """
-    n = len(order)
-    group = np.array([order.get(c, -1) if c else -1 for c in upper], dtype=np.int64)
-    paired = [i for i, c in enumerate(cells) if isinstance(c, tuple) and group[i] >= 0]
-    if ind.kind == "ratio" or ind.weight:
-        g = group[paired]
-        num = np.bincount(g, weights=[cells[i][0] for i in paired], minlength=n)
-        den = np.bincount(g, weights=[cells[i][1] for i in paired], minlength=n)
-        has = np.bincount(g, minlength=n)
-        return [value_of(ind, (float(a), float(b))) if k else None for a, b, k in zip(num, den, has, strict=True)]
-    inside = group >= 0
-    if ind.kind == "category":
-        known = np.array([c is not None for c in cells], dtype=bool)
-        return _count(group[inside & known], n).tolist()
-    values = np.array([np.nan if c is None else float(c) for c in cells])
-    how = "share" if ind.kind in ("boolean", "presence") else ind.aggregate
-    return _aggregate_numbers(group[inside], values[inside], n, how)
 
 
 def read_all(

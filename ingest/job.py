@@ -19,6 +19,7 @@ import shapely
 from tqdm import tqdm
 
 from ingest import indicators as ind
+from ingest import rollup
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest
@@ -107,8 +108,7 @@ class Ingest:
         tables = self._step("indicators", lambda: ind.read_all(self.manifest.indicators, self.fetch, self.report))
         history = self.read_history()
         school_tables = [t for t in tables if t[2][0].level == SCHOOLS]
-        values = ind.join_to_schools(lambda level: schools.columns.get(LEVEL_CODE.get(level), schools.uai),
-                                     schools.columns["type"], school_tables, history)
+        values = ind.join_to_schools(keys_at(schools), schools.columns["type"], school_tables, history)
         own, cells = territory_indicators(territories, tables, history)
         known = known_values(schools, values, cells, self.manifest.indicators)
         layers = {SCHOOLS: school_layer(schools, values, self.manifest.indicators)}
@@ -317,6 +317,11 @@ def _python_values(values: np.ndarray | list, kind: str) -> list:
     return [None if v is None or np.isnan(v) else float(v) for v in values]
 
 
+def keys_at(schools: Schools) -> Callable[[str], Sequence[str | None]]:
+    """Each school's key at a level: its UAI, or the code of its territory there (a `via` indicator)."""
+    return lambda level: schools.uai if level == SCHOOLS else schools.columns[LEVEL_CODE[level]]
+
+
 def territory_indicators(territories: Mapping[str, Territories], tables: list,
                          history: Mapping[str, str]) -> tuple[dict[str, dict[str, list]], dict[str, dict]]:
     """Territory indicators per level (their own, then rolled up to every level above), and their cells by code."""
@@ -327,14 +332,14 @@ def territory_indicators(territories: Mapping[str, Territories], tables: list,
         if level == SCHOOLS or level not in territories:
             continue
         lower = territories[level]
-        cells = ind.territory_cells(lower.codes, table, report, group, history)
+        cells = rollup.territory_cells(lower.codes, table, report, group, history)
         uppers = {up: parents_of(lower, territories[up]) for up in ROLL_UP[level] if up in territories}
         for i in group:
             cells_by_id[i.id] = dict(zip(lower.codes, cells[i.id], strict=True))
             columns[level][i.id] = [ind.value_of(i, c) for c in cells[i.id]]
             for up, parents in uppers.items():
                 order = {c: k for k, c in enumerate(territories[up].codes)}
-                columns[up][i.id] = ind.roll_up(i, cells[i.id], parents, order)
+                columns[up][i.id] = rollup.roll_up(i, cells[i.id], parents, order)
     return columns, cells_by_id
 
 

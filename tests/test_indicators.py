@@ -104,7 +104,8 @@ def test_periods_sum_the_latest_complete_school_year(tmp_path):
 
 
 def test_ratio_and_where_give_pairs_summed_upward(tmp_path):
-    from ingest.indicators import roll_up, value_of
+    from ingest.indicators import value_of
+    from ingest.rollup import roll_up
 
     ftth = Indicator("ftth", "connectivite", "FttH", "t.csv", kind="ratio", numerator="elig_ftth",
                      denominator="nbr", level="communes", key="code_insee", where={"type": "all"})
@@ -120,7 +121,7 @@ def test_ratio_and_where_give_pairs_summed_upward(tmp_path):
 
 
 def test_a_weighted_number_rolls_up_as_a_weighted_mean(tmp_path):
-    from ingest.indicators import roll_up
+    from ingest.rollup import roll_up
 
     speed = Indicator("debit", "connectivite", "Débit", "t.csv", "debit", level="communes", key="code",
                       weight="locaux")
