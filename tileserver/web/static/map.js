@@ -48,6 +48,8 @@ const map = new maplibregl.Map({
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
 map.addControl(new maplibregl.ScaleControl());
 window.ecartoMap = map; // for the browser tests and for people poking around in the console
+// A phone's attribution starts folded to its button (MapLibre opens it at first).
+map.once('load', () => document.querySelector('.maplibregl-compact-show')?.classList.remove('maplibregl-compact-show'));
 
 function readState() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -221,6 +223,7 @@ function rasterControl(raster) {
   const slider = Object.assign(document.createElement('input'), {
     type: 'range', min: 0, max: 1, step: 0.05, value: state.raster[raster.id] ?? 0.7, title: 'Opacité',
   });
+  slider.setAttribute('aria-label', `Opacité : ${raster.label}`);
   const name = document.createElement('label');
   name.append(box, ` ${raster.label}`);
   box.addEventListener('change', () => {
@@ -295,8 +298,10 @@ function closeSheet() {
 // A search result: the map goes to it (a point gets a street-level zoom) and its sheet opens.
 function goTo(result) {
   const [west, south, east, north] = result.bbox;
-  if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15 });
-  else map.fitBounds([[west, south], [east, north]], { padding: 40, maxZoom: 13 });
+  // On a phone the sheet covers the lower half: the place is framed in the upper one.
+  const padding = panel?.phone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 } : 40;
+  if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15, padding });
+  else map.fitBounds([[west, south], [east, north]], { padding, maxZoom: 13 });
   panel?.collapse();
   openSheet(result.collection, result.id);
 }
