@@ -48,7 +48,8 @@ def _add_contract_search(app: Flask) -> None:
 
     def load() -> None:
         snap = context.snapshot()
-        for collection, properties in (("communes", ("nom", "code_departement")), ("etablissements", ("nom", "nom_commune"))):
+        wanted = {"communes": ("nom", "code_departement"), "etablissements": ("nom", "nom_commune")}
+        for collection, properties in wanted.items():
             query = FeatureQuery(collection=collection, properties=properties, limit=200_000)
             for feature in snap.query(query).features:
                 names.append((_folded(feature.properties["nom"] or ""), _result(collection, feature)))
