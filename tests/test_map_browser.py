@@ -31,15 +31,54 @@ SCREENSHOTS = REPO / "tests" / "screenshots"
 pytestmark = pytest.mark.slow
 
 
+BASEMAP_PATH = "/test-basemap/style.json"
+BASEMAP = {  # a base map style of our own: a background and one polygon over Brittany
+    "version": 8, "name": "test base map",
+    "sources": {"land": {"type": "geojson", "data": {"type": "Polygon", "coordinates": [
+        [[-5.0, 47.3], [-1.0, 47.3], [-1.0, 48.9], [-5.0, 48.9], [-5.0, 47.3]]]}}},
+    "layers": [{"id": "background", "type": "background", "paint": {"background-color": "#e8e4da"}},
+               {"id": "land", "type": "fill", "source": "land", "paint": {"fill-color": "#c9d8b6"}}],
+}
+
+
 @pytest.fixture(scope="module")
 def live_url(national_gpkg):
     """The app over the national GeoPackage, served on a free port of 127.0.0.1."""
-    app = create_app(Settings(database=national_gpkg.url))
-    if not any(rule.rule == "/search" for rule in app.url_map.iter_rules()):
-        _add_contract_search(app)
+    app = _app(Settings(database=national_gpkg.url))
     with serving_in_thread(app) as url:
         yield url
     app.extensions["ecarto.store"].close()
+
+
+@pytest.fixture(scope="module")
+def basemap_url(national_gpkg):
+    """The same app with ECARTO_BASEMAP_URL naming a MapLibre style (served by this test app)."""
+    app = _app(Settings(database=national_gpkg.url, basemap_url=BASEMAP_PATH))
+    app.add_url_rule(BASEMAP_PATH, "test_basemap", lambda: jsonify(BASEMAP))
+    with serving_in_thread(app) as url:
+        yield url
+    app.extensions["ecarto.store"].close()
+
+
+def _app(settings: Settings) -> Flask:
+    """The app, with the search and indicator endpoints' contracts where main has no such endpoint yet."""
+    app = create_app(settings)
+    served = {rule.rule for rule in app.url_map.iter_rules()}
+    if "/search" not in served:
+        _add_contract_search(app)
+    if "/indicators" not in served:
+        app.add_url_rule("/indicators", "contract_indicators", _contract_indicators)
+    return app
+
+
+def _contract_indicators():
+    """`GET /indicators` as its contract says, with only what the version's catalogue holds (test only).
+
+    The catalogue has no producer, dataset link, licence or vintage yet: the legend must say so.
+    """
+    entries = context.snapshot().catalogue()
+    return jsonify([{"id": e["id"], "theme": e["theme"], "title": e["label"], "description": e.get("description", ""),
+                     "unit": e.get("unit", "")} for e in entries])
 
 
 def _add_contract_search(app: Flask) -> None:
@@ -85,12 +124,12 @@ def _result(collection: str, feature) -> dict:
 
 
 @pytest.fixture(scope="module")
-def walk(live_url) -> dict:
-    """What the browser saw on its walk through the map."""
+def walk(live_url, basemap_url) -> dict:
+    """What the browser saw on its walk through the map (and on the map over a base map)."""
     assert (REPO / "node_modules" / "playwright-core").exists(), "run `make setup` (npm install)"
     assert (REPO / "node_modules" / "axe-core" / "axe.min.js").exists(), "run `make setup` (npm install)"
-    result = subprocess.run(["node", str(SCRIPT), live_url, str(SCREENSHOTS)], capture_output=True, text=True,
-                            timeout=900, cwd=REPO)
+    result = subprocess.run(["node", str(SCRIPT), live_url, str(SCREENSHOTS), basemap_url], capture_output=True,
+                            text=True, timeout=900, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     print(f"screenshots in {SCREENSHOTS}")
     return json.loads(result.stdout)
@@ -135,6 +174,7 @@ def test_the_legend_gives_each_indicator_its_source(walk):
     assert legend["expanded"] == "true"
     for term in ("Définition", "Unité", "Producteur", "Jeu de données", "Licence", "Millésime"):
         assert term in legend["about"]
+    assert "Ordinateurs et tablettes à disposition des élèves" in legend["about"]  # the catalogue's definition
     assert "source non renseignée" in legend["about"] or "http" in legend["about"]
 
 
@@ -223,3 +263,12 @@ def test_the_embedded_map_has_no_controls_but_draws(walk):
     embed = walk["steps"]["embed"]
     assert embed["panel"] is False
     assert embed["counts"].get("regions-fill", 0) > 5 and embed["counts"].get("etablissements-clusters", 0) > 0
+
+
+def test_a_basemap_style_goes_under_our_layers(walk):
+    basemap = walk["steps"]["basemap"]
+    ids = basemap["layers"]
+    assert ids[:2] == ["basemap-background", "basemap-land"]
+    assert "background" not in ids and "land" not in ids  # ours give way to the base map
+    assert ids.index("basemap-land") < ids.index("regions-fill") < ids.index("etablissements-clusters")
+    assert basemap["counts"].get("basemap-land", 0) > 0 and basemap["counts"].get("regions-fill", 0) > 0

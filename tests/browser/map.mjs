@@ -4,12 +4,12 @@
 // Every wait is on an event of the page (ecarto:ready, ecarto:view, ecarto:search-results,
 // ecarto:sheet-open, documented in map.js) or of MapLibre (idle); the timeouts are only a safety
 // net for a loaded machine.
-// Usage: node tests/browser/map.mjs BASE_URL OUT_DIR
+// Usage: node tests/browser/map.mjs BASE_URL OUT_DIR [BASE_URL_WITH_A_BASEMAP_STYLE]
 import { chromium } from 'playwright-core';
 import { mkdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
-const [base, out] = process.argv.slice(2);
+const [base, out, basemapBase] = process.argv.slice(2);
 mkdirSync(out, { recursive: true });
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const AXE = fileURLToPath(new URL('../../node_modules/axe-core/axe.min.js', import.meta.url));
@@ -28,6 +28,7 @@ try {
   await phone(await open({ viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 },
     ' (phone)'));
   await embedded(await open({ viewport: { width: 640, height: 420 } }, ' (embed)'));
+  if (basemapBase) await basemapped(await open({ viewport: { width: 640, height: 420 } }, ' (basemap)'));
 } finally {
   await browser.close();
 }
@@ -274,5 +275,14 @@ async function embedded(page) {
     ...(await rendered(page)),
     panel: await page.$('#panel') !== null,
     screenshot: await shot(page, '7-embed-services'),
+  };
+}
+
+async function basemapped(page) {
+  await ready(page, `${basemapBase}/map?embed=1#style=connectivite&map=6/48/-2.8`);
+  report.steps.basemap = {
+    ...(await rendered(page)),
+    layers: await page.evaluate(() => window.ecartoMap.getStyle().layers.map((layer) => layer.id)),
+    screenshot: await shot(page, '9-basemap-style'),
   };
 }

@@ -34,7 +34,12 @@ export function bindPanel(panel, handle) {
   new ResizeObserver(() => publishHeight(panel)).observe(panel);
   PHONE.addEventListener('change', () => publishHeight(panel));
   publishHeight(panel);
-  return { expand: () => set(true), collapse: () => set(false), phone: () => PHONE.matches };
+  return { expand: () => set(true), collapse: () => set(false) };
+}
+
+// Whether the page has a phone's layout (the embedded map too).
+export function isPhone() {
+  return PHONE.matches;
 }
 
 function publishHeight(panel) {

@@ -11,7 +11,7 @@
 //   ecarto:sheet-open      a sheet is shown in the panel; detail: {collection, id}
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
 import { drawLegend, loadIndicators, withUnit } from './map-legend.js';
-import { bindPanel } from './map-panel.js';
+import { bindPanel, isPhone } from './map-panel.js';
 import { bindSearch } from './map-search.js';
 
 const body = document.body;
@@ -43,7 +43,7 @@ const map = new maplibregl.Map({
   hash: 'map',
   maxZoom: 18,
   transformRequest: filterSchoolTiles,
-  attributionControl: { compact: window.matchMedia('(max-width: 700px)').matches, customAttribution: 'Données : ministère de l’Éducation nationale, IGN, INSEE (Licence Ouverte)' },
+  attributionControl: { compact: isPhone(), customAttribution: 'Données : ministère de l’Éducation nationale, IGN, INSEE (Licence Ouverte)' },
 });
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
 map.addControl(new maplibregl.ScaleControl());
@@ -107,7 +107,7 @@ async function showStyle(reason = 'style') {
   map.setStyle(current, { diff: true, transformStyle: (previous, next) => withBasemap(withRasters(next), base) });
   writeState();
   drawControls();
-  const folded = $('#legend-body')?.hidden ?? panel?.phone() ?? false; // as the reader left it
+  const folded = $('#legend-body')?.hidden ?? isPhone(); // as the reader left it
   drawLegend($('#legend'), current.metadata, await indicators, folded);
   updateDownloads();
   await drawn();
@@ -155,7 +155,10 @@ function withBasemap(style, base) {
   layers.filter((layer) => layer.id.startsWith('basemap-') && layer.source).forEach((layer) => {
     layer.source = `basemap-${layer.source}`;
   });
-  return { ...style, sources, layers, glyphs: base.glyphs, sprite: base.sprite };
+  const merged = { ...style, sources, layers };
+  if (base.glyphs) merged.glyphs = base.glyphs;
+  if (base.sprite) merged.sprite = base.sprite;
+  return merged;
 }
 
 // Raster layers go above the territories and below the schools, and survive a change of style.
@@ -299,7 +302,7 @@ function closeSheet() {
 function goTo(result) {
   const [west, south, east, north] = result.bbox;
   // On a phone the sheet covers the lower half: the place is framed in the upper one.
-  const padding = panel?.phone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 } : 40;
+  const padding = isPhone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 } : 40;
   if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15, padding });
   else map.fitBounds([[west, south], [east, north]], { padding, maxZoom: 13 });
   panel?.collapse();
