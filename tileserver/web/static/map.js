@@ -39,7 +39,7 @@ const map = new maplibregl.Map({
   container: 'map',
   style: { version: 8, sources: {}, layers: [] },
   center: [2.5, 46.6],
-  zoom: 5,
+  zoom: isPhone() ? 4.2 : 5, // metropolitan France across the screen
   hash: 'map',
   maxZoom: 18,
   transformRequest: filterSchoolTiles,
@@ -301,8 +301,9 @@ function closeSheet() {
 // A search result: the map goes to it (a point gets a street-level zoom) and its sheet opens.
 function goTo(result) {
   const [west, south, east, north] = result.bbox;
-  // On a phone the sheet covers the lower half: the place is framed in the upper one.
-  const padding = isPhone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 } : 40;
+  // The sheet covers the right of the map (the lower half on a phone): the place is framed beside it.
+  const padding = isPhone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 }
+    : { top: 40, bottom: 40, left: 40, right: 420 };
   if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15, padding });
   else map.fitBounds([[west, south], [east, north]], { padding, maxZoom: 13 });
   panel?.collapse();
