@@ -271,4 +271,4 @@ def test_a_basemap_style_goes_under_our_layers(walk):
     assert ids[:2] == ["basemap-background", "basemap-land"]
     assert "background" not in ids and "land" not in ids  # ours give way to the base map
     assert ids.index("basemap-land") < ids.index("regions-fill") < ids.index("etablissements-clusters")
-    assert basemap["counts"].get("basemap-land", 0) > 0 and basemap["counts"].get("regions-fill", 0) > 0
+    assert basemap["counts"].get("basemap-land", 0) > 0 and basemap["counts"].get("departements-fill", 0) > 0

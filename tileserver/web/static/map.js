@@ -24,6 +24,15 @@ const CODE_FIELDS = {
   communes: 'code_commune', epci: 'code_epci', departements: 'code_departement', academies: 'code_academie',
   regions: 'code_region',
 };
+// MapLibre's own words, in French (its canvas title is what a screen reader announces).
+const LOCALE = {
+  'Map.Title': 'Carte : flèches pour se déplacer, + et − pour zoomer',
+  'NavigationControl.ZoomIn': 'Zoomer',
+  'NavigationControl.ZoomOut': 'Dézoomer',
+  'NavigationControl.ResetBearing': 'Faire glisser pour tourner la carte, cliquer pour revenir au nord',
+  'AttributionControl.ToggleAttribution': 'Afficher ou masquer les sources',
+  'AttributionControl.MapFeedback': 'Signaler une erreur de la carte',
+};
 const $ = (selector) => document.querySelector(selector);
 const emit = (name, detail = {}) => document.dispatchEvent(new CustomEvent(`ecarto:${name}`, { detail }));
 
@@ -43,6 +52,7 @@ const map = new maplibregl.Map({
   hash: 'map',
   maxZoom: 18,
   transformRequest: filterSchoolTiles,
+  locale: LOCALE,
   attributionControl: { compact: isPhone(), customAttribution: 'Données : ministère de l’Éducation nationale, IGN, INSEE (Licence Ouverte)' },
 });
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
