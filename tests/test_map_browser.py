@@ -19,7 +19,7 @@ from flask import Flask, jsonify, request
 
 from tests.servers import serving_in_thread
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.store import FeatureQuery
 from tileserver.core.textfold import accenti, casei
 from tileserver.web import context
 from tileserver.web.app import create_app

@@ -16,8 +16,9 @@ import shapely
 from shapely.geometry.base import BaseGeometry
 
 from tileserver.core import mvt
-from tileserver.core.grid import Tile, tile_bounds, to_mercator
-from tileserver.core.stores.base import Feature
+from tileserver.core.grid import Tile, tile_bounds
+from tileserver.core.mercator import geometries_to_mercator
+from tileserver.core.store import Feature
 
 LABEL_MAXZOOM = 14  # clients overzoom label tiles past this zoom
 
@@ -51,7 +52,7 @@ def level_points(level: str, minzoom: int, features: Iterable[Feature]) -> Label
     """
     kept = [f for f in features if f.geometry is not None and not f.geometry.is_empty]
     parts = np.array([largest_part(f.geometry) for f in kept], dtype=object)
-    points = shapely.transform(shapely.point_on_surface(parts), _to_mercator) if len(kept) else parts
+    points = geometries_to_mercator(shapely.point_on_surface(parts)) if len(kept) else parts
     return LabelPoints(level, minzoom, points, [f.id for f in kept],
                        [str(f.properties.get("nom") or f.id) for f in kept])
 
@@ -71,7 +72,3 @@ def labels_tile(levels: Sequence[LabelPoints], tile: Tile) -> bytes:
             layers.append(mvt.TileLayer(entry.level, entry.points[inside], inside.tolist(), columns))
     return mvt.encode(bounds, layers, buffer=0) if layers else b""
 
-
-def _to_mercator(coords: np.ndarray) -> np.ndarray:
-    """Lon/lat pairs to EPSG:3857 metres."""
-    return np.array([to_mercator(lon, lat) for lon, lat in coords], dtype=float).reshape(-1, 2)

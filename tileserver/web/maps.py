@@ -18,7 +18,7 @@ from styles.maplibre import TYPE_TITLES, is_raster_template
 from tileserver.core import labels
 from tileserver.core.errors import NotFound
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import FeatureQuery, Snapshot
+from tileserver.core.store import FeatureQuery, Snapshot
 from tileserver.web import context
 from tileserver.web.cache import prepare, tile_response
 from tileserver.web.styles import style_source
