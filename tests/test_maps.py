@@ -91,3 +91,10 @@ def test_the_map_page_offers_a_style_url_basemap_but_not_a_raster_template(theme
     raster = create_app(Settings(database=themed_store.url, basemap_url="https://t.example.org/{z}/{x}/{y}.png"),
                         store=themed_store)
     assert 'data-basemap=""' in raster.test_client().get("/map").get_data(as_text=True)
+
+
+def test_label_tiles_name_each_territory_once_on_both_stores(feature_app):
+    client = feature_app.test_client()
+    names = _label_names(client, 2)
+    listed = client.get("/collections/departements/items?f=json&limit=100").get_json()["features"]
+    assert sorted(names["departements"]) == sorted(f["properties"]["nom"] for f in listed)
