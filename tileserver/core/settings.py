@@ -27,7 +27,7 @@ class Settings:
     max_filter_depth: int = 20
     max_filter_length: int = 20_000
     version_check_seconds: float = 1.0  # how often a worker looks for a newly published version
-    basemap_url: str = ""  # optional raster basemap template for the map page and styles
+    basemap_url: str = ""  # a MapLibre style URL under /map, or a raster `{z}/{x}/{y}` template in the styles
     db_pool_size: int = 4
     db_timeout_seconds: float = 5.0
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
