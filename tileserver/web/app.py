@@ -13,6 +13,7 @@ from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.core.stores.base import Store
+from tileserver.web import params
 from tileserver.web.cache import TileCache
 from tileserver.web.shortcut import ERROR, TileShortcut
 
@@ -39,6 +40,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False
+    app.url_map.converters["int"] = params.AsciiInteger
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
