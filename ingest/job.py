@@ -123,13 +123,13 @@ class Ingest:
             if source is None:
                 continue
             path = self.fetch(source.url)
-            out[level] = read_territories(level, path, report=self.report.dataset(level, str(path)),
+            out[level] = read_territories(level, path, report=self.report.dataset(level, source.url),
                                           fields=source.fields)
         epci = self.manifest.sources.get("epci")
         if epci is not None:
             path = self.fetch(epci.url)
             history = epci.options.get("history")
-            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", str(path)),
+            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", epci.url),
                                     history=self.fetch(history) if history else None, fields=epci.fields)
         return out
 
@@ -137,7 +137,7 @@ class Ingest:
         """The school directory."""
         source = self.manifest.sources["schools"]
         path = self.fetch(source.url)
-        return read_schools(path, report=self.report.dataset(SCHOOLS, str(path)), fields=source.fields)
+        return read_schools(path, report=self.report.dataset(SCHOOLS, source.url), fields=source.fields)
 
     def _step(self, name: str, work: Callable):
         """Run one step, advancing the progress bar and logging its time."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from tileserver.core.provenance import source_name
+
 MAX_LISTED = 1000  # rejections kept per dataset; the count stays exact beyond it
 
 
@@ -76,9 +78,9 @@ class Report:
     datasets: dict[str, DatasetReport] = field(default_factory=dict)
 
     def dataset(self, name: str, file: str) -> DatasetReport:
-        """The report of a dataset, created on first use."""
+        """The report of a dataset, created on first use; `file` is kept as its URL or bare name (it is public)."""
         if name not in self.datasets:
-            self.datasets[name] = DatasetReport(name, file)
+            self.datasets[name] = DatasetReport(name, source_name(file))
         return self.datasets[name]
 
     def to_dict(self) -> dict:
