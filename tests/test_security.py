@@ -458,6 +458,40 @@ def test_the_read_only_role_can_change_nothing(reader):
     assert_published_intact(owner)
 
 
+SCRATCH = [
+    "CREATE TEMP TABLE scratch AS SELECT g FROM generate_series(1, 10) g",
+    "CREATE TEMP SEQUENCE scratch",
+    "SELECT lo_from_bytea(0, 'scratch')",
+    "SELECT lo_create(0)",
+]
+
+
+@pytest.mark.parametrize("statement", SCRATCH)
+def test_the_read_only_role_cannot_write_scratch_data(reader, statement):
+    """Temporary tables and large objects fill the disk as well as tables do (a 69 MB one was built)."""
+    _, url = reader
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_the_read_only_role_spills_at_most_its_temp_file_limit(reader, postgis_url):
+    _, url = reader
+    role = urlsplit(url).username
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SHOW temp_file_limit").fetchone()[0] == "256MB"
+    grant_read_only(postgis_url, role, temp_file_limit="1MB")  # run again: the limit is updated
+    big_sort = "SELECT count(*) FROM (SELECT md5(g::text) FROM generate_series(1, 300000) g ORDER BY 1) s"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '64kB'")  # what the role may set, to spill sooner
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET temp_file_limit = -1")
+        with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="temp_file_limit"):
+            conn.execute(big_sort)
+        assert conn.execute(big_sort.replace("300000", "3000")).fetchone()[0] == 3000
+
+
 def assert_published_intact(owner: PostGISStore) -> None:
     """The owner's single version is served, whole."""
     snapshot = owner.current()
