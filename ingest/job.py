@@ -24,7 +24,7 @@ from ingest.manifest import Indicator, Manifest
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
-from ingest.schools import Schools, read_schools
+from ingest.schools import Schools, check_departements, read_schools
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
 from tileserver.core.stores.base import Store, VersionInfo
@@ -86,7 +86,7 @@ class Ingest:
 
     def _build(self) -> Dataset:
         territories = self._step("territories", self.read_territories)
-        schools = self._step("schools", self.read_schools)
+        schools = self._step("schools", lambda: self.read_schools(territories.get("departements")))
         self._step("territory codes", lambda: assign_territories(schools, territories, self.report))
         if "academies" not in territories:
             territories["academies"] = derive_academies_from_schools(territories["departements"], schools)
@@ -133,11 +133,13 @@ class Ingest:
                                     history=self.fetch(history) if history else None, fields=epci.fields)
         return out
 
-    def read_schools(self) -> Schools:
-        """The school directory."""
+    def read_schools(self, departements: Territories | None) -> Schools:
+        """The school directory, each school checked against its département's outline when there is one."""
         source = self.manifest.sources["schools"]
         path = self.fetch(source.url)
-        return read_schools(path, report=self.report.dataset(SCHOOLS, source.url), fields=source.fields)
+        report = self.report.dataset(SCHOOLS, source.url)
+        schools = read_schools(path, report=report, fields=source.fields)
+        return check_departements(schools, departements, report) if departements else schools
 
     def _step(self, name: str, work: Callable):
         """Run one step, advancing the progress bar and logging its time."""
