@@ -63,10 +63,11 @@ ROUGH_LEVEL_ORDER = ("regions", "departements", "academies", "communes", "epci")
 class Ingest:
     """One run over a manifest: each step is a method, so a failure names its step."""
 
-    def __init__(self, manifest: Manifest, *, cache_dir: Path, mirror: str | None = None,
+    def __init__(self, manifest: Manifest, *, cache_dir: Path, scratch: Path, mirror: str | None = None,
                  progress: bool = True, cluster_maxzoom: int = DEFAULT_CLUSTER_MAXZOOM):
         self.manifest = manifest
         self.cache_dir = cache_dir
+        self.scratch = scratch  # beside the store: temporary files (rasters) until publish
         self.mirror = mirror
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
@@ -104,7 +105,7 @@ class Ingest:
         clusters = self._step("clusters", lambda: school_clusters(schools, values, self.manifest.indicators,
                                                                   self.cluster_maxzoom))
         rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
-                                                              self.report))
+                                                              self.report, self.scratch))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
@@ -154,8 +155,8 @@ class Ingest:
 
 
 def run(manifest: Manifest, store: Store, **options) -> tuple[VersionInfo, Report]:
-    """Build the dataset, then publish it in one atomic step."""
-    job = Ingest(manifest, **options)
+    """Check the store can take a version (before reading any source), build the dataset, publish it atomically."""
+    job = Ingest(manifest, scratch=store.check_publish(), **options)
     dataset = job.build()
     start = time.perf_counter()
     version = store.publish(dataset)

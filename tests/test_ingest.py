@@ -174,3 +174,92 @@ def _query(collection: str, **kwargs):
     from tileserver.core.stores.base import FeatureQuery
 
     return FeatureQuery(collection, **kwargs)
+
+
+def sample_rows() -> list[list[str]]:
+    """The Val-de-Marne sample as rows of values, the header first."""
+    with open(SAMPLE_94, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle, delimiter=";"))
+
+
+def test_a_comma_file_whose_rows_fit_no_delimiter_fails_in_one_line_naming_it(tmp_path, capsys):
+    """Written without quotes, the "lat, lon" `position` column gives every row one column too many."""
+    naive = tmp_path / "annuaire-virgules.csv"
+    naive.write_text("\n".join(",".join(row) for row in sample_rows()) + "\n", encoding="utf-8")
+    code = main(["-q", "ingest", "--sources", str(small_manifest(tmp_path, naive, departement="94")),
+                 "--database", str(tmp_path / "e.gpkg"), "--no-progress", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "annuaire-virgules.csv" in err and "delimiter" in err
+
+
+def test_comma_and_tab_files_read_like_the_semicolon_one(tmp_path):
+    rows = sample_rows()
+    for name, delimiter in (("virgules.csv", ","), ("tabulations.tsv", "\t")):
+        with open(tmp_path / name, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, delimiter=delimiter).writerows(rows)
+    schools = {}
+    for name in ("virgules.csv", "tabulations.tsv"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        result = ingest_into(str(folder / "e.gpkg"), folder / "cache",
+                             small_manifest(folder, tmp_path / name, departement="94"))
+        schools[name] = result.report.datasets["etablissements"]
+    assert schools["virgules.csv"].loaded == schools["tabulations.tsv"].loaded == len(rows) - 1
+
+
+def test_bad_positions_nul_bytes_and_open_rings_are_refused_or_repaired_with_a_note(tmp_path, monkeypatch):
+    rows = sample_rows()
+    head = {name: i for i, name in enumerate(rows[0])}
+    lat, lon, nom = head["latitude"], head["longitude"], head["Nom_etablissement"]
+    swapped, moved, nul = rows[2], rows[3], rows[4]
+    swapped[lat], swapped[lon] = swapped[lon], swapped[lat]
+    moved[lat], moved[lon] = "48.11", "-1.68"  # Rennes, 300 km from Val-de-Marne
+    nul[nom] = "Ecole\x00 du Parc"
+    source = tmp_path / "annuaire-94.csv"
+    source.write_text("\n".join(";".join(row) for row in rows) + "\n", encoding="utf-8")
+    manifest = small_manifest(tmp_path, source, departement="94")
+    communes = json.loads((tmp_path / "communes.geojson").read_text(encoding="utf-8"))
+    opened = communes["features"][0]
+    ring = opened["geometry"]["coordinates"][0] if opened["geometry"]["type"] == "Polygon" \
+        else opened["geometry"]["coordinates"][0][0]
+    ring.pop()  # the last point no longer repeats the first
+    opened["properties"]["nom"] += "\x00"
+    (tmp_path / "communes.geojson").write_text(json.dumps(communes), encoding="utf-8")
+    system_tmp = tmp_path / "system-tmp"
+    system_tmp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(system_tmp))
+    ended = subprocess.Popen(["true"])
+    ended.wait()
+    killed = tmp_path / f"ecarto-rasters-{ended.pid}-k1ll"  # what a killed run leaves beside the store
+    killed.mkdir()
+
+    result = ingest_into(str(tmp_path / "e.gpkg"), tmp_path / "cache", manifest)
+
+    schools = result.report.datasets["etablissements"]
+    reasons = {r.line: r.reason for r in schools.rejections}
+    assert reasons[3].endswith("outside its département 94: latitude and longitude swapped")
+    assert "outside its département 94" in reasons[4] and "swapped" not in reasons[4]
+    assert schools.loaded == len(rows) - 3 and schools.file == "annuaire-94.csv"
+    assert "NUL characters removed from 1 line(s): 5" in schools.notes
+    code = opened["properties"]["code"]
+    notes = " ".join(result.report.datasets["communes"].notes)
+    assert "ring left open" in notes and "NUL characters removed from 1 names" in notes and code in notes
+    with snapshot_of(str(tmp_path / "e.gpkg")) as snap:
+        names = [f.properties["nom"] for f in snap.query(_query("etablissements", limit=1000)).features]
+        communes = {f.id: f.properties["nom"] for f in snap.query(_query("communes", limit=1000)).features}
+    assert "Ecole du Parc" in names and not any("\x00" in n for n in names)
+    assert "\x00" not in communes[code] and communes[code]
+    assert not killed.exists() and not list(tmp_path.glob("ecarto-rasters-*"))
+    assert not list(system_tmp.iterdir())
+
+
+def test_a_wrong_database_url_fails_before_any_source_is_read(tmp_path, capsys):
+    manifest = small_manifest(tmp_path, tmp_path / "not-read-yet.csv", departement="94")
+    code = main(["-q", "ingest", "--sources", str(manifest), "--database",
+                 "postgresql://ecarto:secret@127.0.0.1:1/ecarto_nowhere", "--no-progress",
+                 "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "secret" not in err
+    assert "host 127.0.0.1, port 1, database ecarto_nowhere" in err
+    assert "not-read-yet" not in err  # the first source read would have failed naming it

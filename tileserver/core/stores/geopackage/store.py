@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tileserver.core.dataset import Dataset
 from tileserver.core.errors import IngestError, Unavailable
@@ -63,6 +64,18 @@ class GeoPackageStore:
         except (OSError, sqlite3.Error) as error:
             raise IngestError(f"cannot publish to {self.path}: {error}") from error
         return version
+
+    def check_publish(self) -> Path:
+        """The store's folder, once it is known to be writable and the file there (if any) one of ours."""
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise IngestError(f"cannot publish to {self.path}: {error}") from error
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise IngestError(f"cannot publish to {self.path}: its folder is not writable")
+        _read_history(self.path)
+        return Path(folder)
 
     def current(self) -> GeoPackageSnapshot | None:
         """The snapshot of the file now served, rebuilt when the file changed since the last look.
