@@ -24,7 +24,7 @@ from ingest.manifest import Indicator, Manifest
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
-from ingest.schools import Schools, check_departements, read_schools
+from ingest.schools import Schools, check_departements, check_loaded, read_schools
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
 from tileserver.core.stores.base import Store, VersionInfo
@@ -140,7 +140,7 @@ class Ingest:
         path = self.fetch(source.url)
         report = self.report.dataset(SCHOOLS, source.url)
         schools = read_schools(path, report=report, fields=source.fields)
-        return check_departements(schools, departements, report) if departements else schools
+        return check_loaded(check_departements(schools, departements, report) if departements else schools, report)
 
     def _step(self, name: str, work: Callable):
         """Run one step, advancing the progress bar and logging its time."""

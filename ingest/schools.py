@@ -113,10 +113,6 @@ def read_schools(path: Path, *, report: DatasetReport, fields: Mapping[str, str]
     located = positions(rows.column("latitude"), rows.column("longitude"),
                         rows.column("x"), rows.column("y"), rows.column("epsg"))
     keep = _keep(rows, located.problems)
-    if not keep:
-        first = min(rows.rejections, default=(0, "no data row"))
-        raise IngestError(f"{path}: no school could be loaded ({len(rows.rejections)} rows rejected; "
-                          f"line {first[0]}: {first[1]})")
     for line, reason in sorted(rows.rejections):
         report.reject(line, reason)
     report.load(len(keep))
@@ -146,6 +142,18 @@ def check_departements(schools: Schools, departements: Territories, report: Data
         if problem:
             report.unload(line, problem)
     return schools.subset([i for i, problem in enumerate(problems) if problem is None])
+
+
+def check_loaded(schools: Schools, report: DatasetReport) -> Schools:
+    """The schools, or an `IngestError` naming the file and its first rejection when none is left.
+
+    An empty school layer cannot be published (it has no extent), and is never what was meant.
+    """
+    if not len(schools):
+        first = min(report.rejections, key=lambda r: r.line, default=None)
+        why = f"; line {first.line}: {first.reason}" if first else ""
+        raise IngestError(f"{report.file}: no school could be loaded ({report.rejected} rows rejected{why})")
+    return schools
 
 
 def _read_rows(text: Text, path: Path, fields: Mapping[str, str] | None) -> _Rows:
