@@ -10,8 +10,8 @@ from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
+from tileserver.core.store import Store
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import Store
 from tileserver.web import params
 from tileserver.web.cache import TileCache
 from tileserver.web.proxies import TrustedProxies, vary_headers
