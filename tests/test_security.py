@@ -501,6 +501,16 @@ def assert_published_intact(owner: PostGISStore) -> None:
     assert len(list(snapshot.query(FeatureQuery("etablissements", limit=1000)).features)) == 300
 
 
+def test_an_ingest_as_the_read_only_role_stops_before_reading_any_source(reader, tmp_path):
+    _, url = reader
+    store = PostGISStore(url, Settings(database=url, assets_dir=str(tmp_path / "assets")))
+    try:
+        with pytest.raises(IngestError, match=r"port \d+, database \w+: user ecarto_reader_\w+ may not create schemas"):
+            store.check_publish()
+    finally:
+        store.close()
+
+
 def test_publishing_with_the_read_only_role_fails_clearly_and_loses_nothing(reader, small_dataset, tmp_path):
     owner, url = reader
     store = PostGISStore(url, Settings(database=url, assets_dir=str(tmp_path / "assets")))
