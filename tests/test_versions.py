@@ -21,7 +21,9 @@ def test_reports_stored_with_paths_are_shown_with_file_names(tmp_path, small_dat
     small_dataset.report = {"datasets": [{
         "name": "etablissements", "file": f"{secret}/annuaire.csv", "read": 2, "loaded": 1, "rejected": 1,
         "rejections": [{"file": f"{secret}/annuaire.csv", "line": 3, "reason": "closed"}], "notes": [],
-    }, {"name": "ips", "file": "https://user:pw@data.example.fr/ips.csv", "rejections": []}]}
+    }, {"name": "ips", "file": "https://user:pw@data.example.fr/ips.csv", "rejections": [],
+         "notes": [f"{secret}/ips.csv: 2 lines skipped"]}],
+        "missing": [{"id": "fibre", "main": False, "reason": f"{secret}/fibre.csv: no such file ({secret}/fibre.csv)"}]}
     store = GeoPackageStore(str(tmp_path / "e.gpkg"), Settings())
     store.publish(small_dataset)
     body = create_app(Settings(database=store.url), store=store).test_client().get("/versions")
@@ -31,7 +33,8 @@ def test_reports_stored_with_paths_are_shown_with_file_names(tmp_path, small_dat
     assert secret not in text and str(tmp_path) not in text and "pw@" not in text
     schools, ips = body.get_json()["versions"][0]["report"]["datasets"]
     assert schools["file"] == schools["rejections"][0]["file"] == "annuaire.csv"
-    assert ips["file"] == "https://data.example.fr/ips.csv"
+    assert ips["file"] == "https://data.example.fr/ips.csv" and ips["notes"] == ["ips.csv: 2 lines skipped"]
+    assert body.get_json()["versions"][0]["report"]["missing"][0]["reason"] == "fibre.csv: no such file (fibre.csv)"
 
 
 def test_an_ingest_stores_source_names_not_paths(tmp_path):

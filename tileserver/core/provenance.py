@@ -7,11 +7,13 @@ them would show every client how the server's disk is laid out. Reports store `s
 
 from __future__ import annotations
 
-import copy
+import re
 from pathlib import PurePosixPath
 from urllib.parse import urlsplit, urlunsplit
 
 PUBLIC_SCHEMES = ("http", "https", "ftp")
+# An absolute path with at least one folder, not the path of a URL (which follows a host name).
+_PATH = re.compile(r"(?<![\w.:/-])(?:~|/[\w.-]+)(?:/[\w.-]+)*/([\w.-]+)")
 
 
 def source_name(source: str) -> str:
@@ -32,17 +34,34 @@ def source_name(source: str) -> str:
     return PurePosixPath(path.replace("\\", "/")).name
 
 
+def without_paths(text: str) -> str:
+    """A message with each absolute file path cut to the file's name; URLs are left whole.
+
+    >>> without_paths("/srv/ecarto/cache/ips.csv: missing column 'ips' (see https://data.fr/a/b.csv)")
+    "ips.csv: missing column 'ips' (see https://data.fr/a/b.csv)"
+    """
+    return _PATH.sub(r"\1", text)
+
+
 def public_report(report: dict) -> dict:
-    """An ingest report with every `file` given as `source_name` (reports stored before kept paths).
+    """An ingest report without server paths: every `file` as `source_name`, paths in messages cut.
+
+    Reports stored by earlier versions kept absolute paths, and error messages quote them.
 
     >>> public_report({"datasets": [{"file": "/srv/x.csv", "rejections": [{"file": "/srv/x.csv", "line": 2}]}]})
     {'datasets': [{'file': 'x.csv', 'rejections': [{'file': 'x.csv', 'line': 2}]}]}
+    >>> public_report({"missing": [{"id": "ips", "reason": "/srv/c/ips.csv: no such file"}]})
+    {'missing': [{'id': 'ips', 'reason': 'ips.csv: no such file'}]}
     """
-    cleaned = copy.deepcopy(report)
-    datasets = cleaned.get("datasets", [])
-    for dataset in datasets.values() if isinstance(datasets, dict) else datasets:
-        if isinstance(dataset, dict):
-            for entry in (dataset, *dataset.get("rejections", [])):
-                if isinstance(entry.get("file"), str):
-                    entry["file"] = source_name(entry["file"])
-    return cleaned
+    return _cleaned(report)
+
+
+def _cleaned(value: object, key: str = "") -> object:
+    """`value` with its `file` entries named by `source_name` and every other string without paths."""
+    if isinstance(value, dict):
+        return {k: _cleaned(v, k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_cleaned(v, key) for v in value]
+    if isinstance(value, str):
+        return source_name(value) if key == "file" else without_paths(value)
+    return value
