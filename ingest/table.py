@@ -74,6 +74,8 @@ def delimiter(header_line: str, sample: list[str], path: Path) -> str:
 
     >>> delimiter('a,b', ['1,"x;y"', '2,z'], Path('t.csv')), delimiter('a;b', [], Path('t.csv'))
     (',', ';')
+    >>> delimiter('code', ['2A', '971'], Path('t.csv'))  # one column: any delimiter reads it
+    ';'
     """
     fits = {}
     for candidate in DELIMITERS:
@@ -81,7 +83,7 @@ def delimiter(header_line: str, sample: list[str], path: Path) -> str:
         widths = [_width(line, candidate) for line in sample]
         fits[candidate] = sum(w == width for w in widths) if width > 1 else -1
     best = max(DELIMITERS, key=lambda c: (fits[c], header_line.count(c), c == ";"))
-    if sample and fits[best] <= 0 and any(line.strip() for line in sample):
+    if sample and fits[best] == 0:
         width = len(next(csv.reader([header_line], delimiter=best)))
         raise IngestError(f"{path}: no delimiter (; , or tab) gives any of the first {len(sample)} lines the "
                           f"header's width ({width} columns with {best!r})")
