@@ -43,9 +43,10 @@ def test_the_map_script_imports_maplibre_relatively(themed_app):
         assert "from './vendor/maplibre-gl/maplibre-gl.mjs'" in response.get_data(as_text=True)
 
 
-def test_the_embed_page_gives_snippets_with_absolute_urls(themed_app):
+def test_the_embed_page_gives_snippets_with_absolute_urls(themed_store):
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "carto.example.org"}
-    html = themed_app.test_client().get("/embed", headers=headers).get_data(as_text=True)
+    behind = create_app(Settings(database=themed_store.url, trusted_proxies="127.0.0.1"), store=themed_store)
+    html = behind.test_client().get("/embed", headers=headers).get_data(as_text=True)
     assert "style: 'https://carto.example.org/styles/connectivite'," in html
     assert '&lt;iframe src="https://carto.example.org/map?embed=1#style=connectivite' in html
     assert "https://carto.example.org/tiles/communes.json" in html

@@ -139,9 +139,10 @@ def test_the_neutral_style_colours_schools_by_type_and_has_no_indicator(themed_a
         "École", "Collège", "Lycée", "Autre"]
 
 
-def test_source_urls_follow_proxy_headers_and_the_base_url_setting(themed_app, themed_store):
+def test_source_urls_follow_trusted_proxy_headers_and_the_base_url_setting(themed_store):
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "carto.example.org", "X-Forwarded-Prefix": "/ecarto"}
-    style = themed_app.test_client().get("/styles/connectivite", headers=headers).get_json()
+    behind = create_app(Settings(database=themed_store.url, trusted_proxies="127.0.0.1"), store=themed_store)
+    style = behind.test_client().get("/styles/connectivite", headers=headers).get_json()
     assert style["sources"]["communes"]["url"] == "https://carto.example.org/ecarto/tiles/communes.json"
     configured = create_app(Settings(database=themed_store.url, base_url="https://ecarto.fr/"), store=themed_store)
     style = configured.test_client().get("/styles/connectivite", headers=headers).get_json()
