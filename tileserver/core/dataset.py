@@ -18,8 +18,33 @@ SCHOOLS = "etablissements"
 TERRITORY_LEVELS = ("regions", "academies", "departements", "epci", "communes")
 COLLECTIONS = (SCHOOLS, *TERRITORY_LEVELS)
 
+# Text properties stored a second time as their `textfold.search_key`, hidden from the APIs and indexed
+# for `LIKE` (prefix and infix): what text search (`q=`, `/search`) and folded CQL2 comparisons read.
+SEARCHABLE = ("nom", "nom_commune")
+# The property giving a feature's size, to order search results that match equally well (first present).
+SIZE_PROPERTIES = ("population", "etablissements", "effectif")
+
 # School types kept as their own count (`n_<type>`) on clusters and territories; others are `autre`.
 COUNTED_TYPES = ("ecole", "college", "lycee", "autre")
+
+
+def size_property(fields: list[Field] | tuple[Field, ...]) -> str | None:
+    """The numeric field that orders equally good search matches, largest first (see `SIZE_PROPERTIES`).
+
+    >>> size_property([Field("nom", "string"), Field("etablissements", "integer")])
+    'etablissements'
+    """
+    numeric = {f.name for f in fields if f.type in ("integer", "number")}
+    return next((name for name in SIZE_PROPERTIES if name in numeric), None)
+
+
+def folded_column(name: str) -> str:
+    """The hidden column holding the search key of the text property `name`.
+
+    >>> folded_column("nom")
+    'nom_folded'
+    """
+    return f"{name}_folded"
 
 
 @dataclass(frozen=True)
@@ -62,6 +87,10 @@ class Layer:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def searchable(self) -> list[str]:
+        """The text fields stored with a hidden, indexed search key (see `SEARCHABLE`)."""
+        return [f.name for f in self.fields if f.name in SEARCHABLE and f.type == "string"]
 
     def field(self, name: str) -> Field:
         """The field called `name` (KeyError if absent)."""

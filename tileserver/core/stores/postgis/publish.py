@@ -16,6 +16,10 @@ Physical schema (write SQL against this; `<id>` is a version id such as `2025010
                boolean -> boolean; NULL = unknown
     <key>      text COLLATE "C", only when the key (`uai`, `code`) is not among the fields;
                either way the key column holds `Layer.ids` and has a UNIQUE index
+    <name>_folded text COLLATE "C", per searchable field (`Layer.searchable`, e.g. `nom`): its
+               `textfold.search_key`, with a pg_trgm GIN index (LIKE: equality, prefix, infix); not
+               a property (the APIs never show it). A B-tree in text search order: (size DESC NULLS
+               LAST, first folded column, key), size being `dataset.size_property` when there is one
     geom       geometry(Point|MultiPolygon, 4326)   GiST
     geom3857   geometry(Point|MultiPolygon, 3857)   GENERATED ALWAYS AS (ST_Transform(geom, 3857))
                                                     STORED; GiST
@@ -53,8 +57,9 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer
+from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer, folded_column, size_property
 from tileserver.core.stores.base import collection_meta
+from tileserver.core.textfold import search_key
 
 COLUMN_TYPES = {
     "string": 'text COLLATE "C"',  # byte order, like SQLite: both stores sort strings alike
@@ -123,17 +128,35 @@ def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
     types = [COPY_TYPES[kind] for _, kind in columns]
     rows = zip(*values, _ewkb(geometries, 4326), strict=True)
     _copy(conn, table, [*names, "geom"], [*types, "geometry"], rows)
+    _index_search(conn, table, layer)
     _index(conn, table, ["geom", "geom3857"], unique=layer.key)
     if layer.generalised:
         _write_generalised(conn, schema, layer)
     return collection_meta(layer, shapely.total_bounds(geometries))
 
 
+def _index_search(conn: psycopg.Connection, table: sql.Identifier, layer: Layer) -> None:
+    """A trigram index per folded column, and a B-tree in text search order (size, first folded name, key).
+
+    The B-tree lets a prefix shared by thousands of names ('saint') be answered by walking the rows
+    largest first until enough match, rather than sorting them all.
+    """
+    folded = [sql.Identifier(folded_column(name)) for name in layer.searchable()]
+    for column in folded:
+        conn.execute(sql.SQL("CREATE INDEX ON {} USING gin ({} gin_trgm_ops)").format(table, column))
+    if folded:
+        size = size_property(layer.fields)
+        order = [sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(size))] if size else []
+        order += [folded[0], sql.Identifier(layer.key)]
+        conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(table, sql.SQL(", ").join(order)))
+
+
 def _columns(layer: Layer) -> list[tuple[str, FieldType]]:
-    """(name, type) of each attribute column: the fields, plus the key if it is not one of them."""
+    """(name, type) of each attribute column: the fields, the key if it is not one of them, the folded texts."""
     columns = [(f.name, f.type) for f in layer.fields]
     if layer.key not in {name for name, _ in columns}:
         columns.append((layer.key, "string"))
+    columns += [(folded_column(name), "string") for name in layer.searchable()]
     return columns
 
 
@@ -200,6 +223,9 @@ def _index(conn: psycopg.Connection, table: sql.Identifier, spatial: Sequence[st
 
 def _values(layer: Layer, name: str, kind: FieldType) -> list:
     """A column's values as plain Python values of its type; NaN and None become NULL."""
+    folded = {folded_column(text): text for text in layer.searchable()}
+    if name in folded:
+        return [None if v is None else search_key(str(v)) for v in layer.columns[folded[name]]]
     raw = layer.ids if name == layer.key else layer.columns[name]
     convert = {"string": str, "integer": int, "number": float, "boolean": bool}[kind]
     return [None if v is None or v != v else convert(v) for v in raw]
