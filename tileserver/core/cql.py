@@ -8,7 +8,8 @@ spatial predicates, which SQLite evaluates with shapely through `ecarto_relate` 
 
 A text property with a hidden search key column (`CollectionInfo.searchable`) lets `=` and `LIKE`,
 folded or not, first narrow the rows through that column's index with a pattern that matches at least
-as much (`search_pattern`); the exact comparison then decides on the rows that remain.
+as much (`search_pattern`); the exact comparison then decides on the rows that remain, reading the
+property's precomputed fold (`textfold.STORED_FOLDS`) rather than folding it row by row.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pygeofilter import ast
 from shapely.geometry.base import BaseGeometry
 
 from tileserver.core import textfold
-from tileserver.core.dataset import Field, folded_column
+from tileserver.core.dataset import Field, folded_column, stored_column
 from tileserver.core.errors import BadRequest
 from tileserver.core.stores.base import CollectionInfo
 
@@ -206,12 +207,13 @@ def search_pattern(pattern: list[str | None]) -> list[str | None]:
 
 
 class Operand(NamedTuple):
-    """A scalar side of a predicate: its SQL, its kind (string, number, boolean), its search key column if any."""
+    """A scalar side of a predicate: its SQL, its kind, and for a searchable property its name and folds so far."""
 
     sql: Fragment
     kind: str
     is_property: bool
-    search: str | None = None
+    searchable: str | None = None
+    folds: tuple[str, ...] = ()
 
 
 class Translator:
@@ -254,9 +256,9 @@ class Translator:
         _same_kind(lhs, rhs)
         compared = ["(", *lhs.sql, f" {node.op.value} ", *rhs.sql, ")"]
         column, literal = (lhs, rhs) if lhs.is_property else (rhs, lhs)
-        if node.op.value != "=" or not column.search or literal.is_property:
+        if node.op.value != "=" or not column.searchable or literal.is_property:
             return compared
-        return self._narrowed(column.search, [literal.sql[0].value], compared)
+        return self._narrowed(column.searchable, [literal.sql[0].value], compared)
 
     def like(self, node: ast.Like) -> Fragment:
         column = self.subject(node.lhs)
@@ -270,13 +272,13 @@ class Translator:
         match = self.dialect.like(column.sql, parts)
         if node.not_:
             return ["NOT (", *match, ")"]
-        if column.search:
-            return self._narrowed(column.search, parts, match)
+        if column.searchable:
+            return self._narrowed(column.searchable, parts, match)
         return ["(", *match, ")"]
 
-    def _narrowed(self, search: str, pattern: list[str | None], exact: Fragment) -> Fragment:
-        """An exact text comparison tested only on the rows the search key index lets through."""
-        return ["(", *self.dialect.text_match(search, search_pattern(pattern)), " AND ", *exact, ")"]
+    def _narrowed(self, name: str, pattern: list[str | None], exact: Fragment) -> Fragment:
+        """An exact text comparison tested only on the rows the search key index of property `name` lets through."""
+        return ["(", *self.dialect.text_match(folded_column(name), search_pattern(pattern)), " AND ", *exact, ")"]
 
     def in_(self, node: ast.In) -> Fragment:
         column = self.subject(node.lhs)
@@ -343,7 +345,10 @@ class Translator:
         if text.kind != "string":
             raise BadRequest(f"filter: {fold.name.upper()} takes a text, not a {text.kind}")
         if text.is_property:
-            return Operand(self.dialect.fold(fold, text.sql), "string", True, text.search)
+            folds = text.folds if text.folds[-1:] == (fold.name,) else (*text.folds, fold.name)  # folds are idempotent
+            if text.searchable and folds in textfold.STORED_FOLDS:
+                return Operand([Ident(stored_column(text.searchable, folds))], "string", True, text.searchable, folds)
+            return Operand(self.dialect.fold(fold, text.sql), "string", True, text.searchable, folds)
         return Operand([Param(fold.apply(text.sql[0].value))], "string", False)
 
     def property(self, node: Any) -> Operand:
@@ -356,8 +361,8 @@ class Translator:
             raise BadRequest(
                 f"filter: collection {self.info.id!r} has no queryable {node.name[:100]!r}; known: {known}"
             )
-        search = folded_column(field.name) if field.name in self.info.searchable else None
-        return Operand([Ident(field.name)], _KINDS[field.type], True, search)
+        searchable = field.name if field.name in self.info.searchable else None
+        return Operand([Ident(field.name)], _KINDS[field.type], True, searchable)
 
     def literal(self, value: Any) -> Operand:
         """A text, number or boolean literal, as a parameter."""

@@ -9,6 +9,7 @@ and literals), gives the same answer everywhere for the Latin, Greek and Cyrilli
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -68,6 +69,14 @@ def accenti(text: str) -> str:
     """
     return ACCENTI.apply(text)
 
+
+# The folds both stores keep precomputed beside each searchable property (`dataset.stored_column`),
+# by the names of the folds in the order they apply: a folded comparison then reads a column.
+STORED_FOLDS: dict[tuple[str, ...], Callable[[str], str]] = {
+    ("casei",): casei,
+    ("accenti",): accenti,
+    ("casei", "accenti"): lambda text: accenti(casei(text)),
+}
 
 # Letters folded into two: French writers and typists spell them either way ("cœur", "coeur").
 _LIGATURES = {"œ": "oe", "æ": "ae", "ĳ": "ij"}

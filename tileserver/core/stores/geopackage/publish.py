@@ -12,7 +12,8 @@ Feature tables, one per `Layer`, named by `Layer.id` (`etablissements`, `commune
     <key>  TEXT                  only when the key (`uai`, `code`) is not among the fields
     x3857, y3857 REAL            Point layers only: the position in EPSG:3857 metres
     <name>_folded TEXT           per searchable field (`Layer.searchable`, e.g. `nom`): its
-                                 `textfold.search_key`; not a property (the APIs never show it)
+                                 `textfold.search_key`; and `<name>_casei`, `<name>_accenti`,
+                                 `<name>_casei_accenti` (`textfold.STORED_FOLDS`); not properties
     index  "<layer>_key" UNIQUE on the key column; "<layer>_<name>_folded" on each folded column;
            "<layer>_search_order" on (size DESC, first folded column, key), size being
            `dataset.size_property` when there is one (analysed: `sqlite_stat1`)
@@ -74,7 +75,6 @@ from tileserver.core.grid import to_mercator
 from tileserver.core.stores.base import VersionInfo, collection_meta
 from tileserver.core.stores.geopackage import container, geometry
 from tileserver.core.stores.geopackage.container import quote, search_table
-from tileserver.core.textfold import search_key
 
 SQL_TYPES: dict[FieldType, str] = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN"}
 _CONVERT = {"string": str, "integer": int, "number": float, "boolean": lambda v: int(bool(v))}
@@ -175,7 +175,7 @@ def _columns(layer: Layer, geoms: np.ndarray) -> list[tuple[str, str, list]]:
     columns = [(f.name, SQL_TYPES[f.type], _sql_values(layer, f.name, f.type)) for f in layer.fields]
     if layer.key not in {f.name for f in layer.fields}:
         columns.append((layer.key, "TEXT", list(layer.ids)))
-    columns += [(folded_column(name), "TEXT", _folded(layer, name)) for name in layer.searchable()]
+    columns += [(name, "TEXT", values) for name, values in layer.hidden_texts().items()]
     if layer.geometry_type == "Point":
         xy = [to_mercator(x, y) if x == x else (None, None) for x, y in zip(
             shapely.get_x(geoms).tolist(), shapely.get_y(geoms).tolist(), strict=True
@@ -195,11 +195,6 @@ def _sql_values(layer: Layer, name: str, kind: FieldType) -> list:
         raise IngestError(f"layer {layer.id}: field {name} has no value per feature")
     convert = _CONVERT[kind]
     return [None if v is None or v != v else convert(v) for v in values]
-
-
-def _folded(layer: Layer, name: str) -> list[str | None]:
-    """The search keys of a text field's values (None stays None)."""
-    return [None if v is None else search_key(str(v)) for v in layer.columns[name]]
 
 
 def write_search(conn: sqlite3.Connection, layer: Layer) -> None:

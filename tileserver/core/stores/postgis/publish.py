@@ -17,8 +17,9 @@ Physical schema (write SQL against this; `<id>` is a version id such as `2025010
     <key>      text COLLATE "C", only when the key (`uai`, `code`) is not among the fields;
                either way the key column holds `Layer.ids` and has a UNIQUE index
     <name>_folded text COLLATE "C", per searchable field (`Layer.searchable`, e.g. `nom`): its
-               `textfold.search_key`, with a pg_trgm GIN index (LIKE: equality, prefix, infix); not
-               a property (the APIs never show it). A B-tree in text search order: (size DESC NULLS
+               `textfold.search_key`, with a pg_trgm GIN index (LIKE: equality, prefix, infix); and
+               `<name>_casei`, `<name>_accenti`, `<name>_casei_accenti` (`textfold.STORED_FOLDS`);
+               not properties (the APIs never show them). A B-tree in text search order: (size DESC NULLS
                LAST, first folded column, key), size being `dataset.size_property` when there is one
     geom       geometry(Point|MultiPolygon, 4326)   GiST
     geom3857   geometry(Point|MultiPolygon, 3857)   GENERATED ALWAYS AS (ST_Transform(geom, 3857))
@@ -59,7 +60,6 @@ from psycopg.types import TypeInfo
 
 from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer, folded_column, size_property
 from tileserver.core.stores.base import collection_meta
-from tileserver.core.textfold import search_key
 
 COLUMN_TYPES = {
     "string": 'text COLLATE "C"',  # byte order, like SQLite: both stores sort strings alike
@@ -115,7 +115,8 @@ def _register_geometry(conn: psycopg.Connection) -> None:
 def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
     """One collection table, loaded, indexed and analysed; its description for the metadata."""
     table = sql.Identifier(schema, layer.id)
-    columns = _columns(layer)
+    hidden = layer.hidden_texts()
+    columns = _columns(layer, hidden)
     conn.execute(
         sql.SQL(
             "CREATE TABLE {table} (fid serial PRIMARY KEY, {definitions}, geom geometry({kind}, 4326),"
@@ -123,7 +124,7 @@ def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
         ).format(table=table, definitions=_definitions(columns), kind=sql.SQL(layer.geometry_type))
     )
     geometries = _as_declared(layer.geometries, layer.geometry_type)
-    values = [_values(layer, name, kind) for name, kind in columns]
+    values = [hidden[name] if name in hidden else _values(layer, name, kind) for name, kind in columns]
     names = [name for name, _ in columns]
     types = [COPY_TYPES[kind] for _, kind in columns]
     rows = zip(*values, _ewkb(geometries, 4326), strict=True)
@@ -151,12 +152,12 @@ def _index_search(conn: psycopg.Connection, table: sql.Identifier, layer: Layer)
         conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(table, sql.SQL(", ").join(order)))
 
 
-def _columns(layer: Layer) -> list[tuple[str, FieldType]]:
-    """(name, type) of each attribute column: the fields, the key if it is not one of them, the folded texts."""
+def _columns(layer: Layer, hidden: Iterable[str]) -> list[tuple[str, FieldType]]:
+    """(name, type) of each attribute column: the fields, the key if it is not one of them, the hidden texts."""
     columns = [(f.name, f.type) for f in layer.fields]
     if layer.key not in {name for name, _ in columns}:
         columns.append((layer.key, "string"))
-    columns += [(folded_column(name), "string") for name in layer.searchable()]
+    columns += [(name, "string") for name in hidden]
     return columns
 
 
@@ -223,9 +224,6 @@ def _index(conn: psycopg.Connection, table: sql.Identifier, spatial: Sequence[st
 
 def _values(layer: Layer, name: str, kind: FieldType) -> list:
     """A column's values as plain Python values of its type; NaN and None become NULL."""
-    folded = {folded_column(text): text for text in layer.searchable()}
-    if name in folded:
-        return [None if v is None else search_key(str(v)) for v in layer.columns[folded[name]]]
     raw = layer.ids if name == layer.key else layer.columns[name]
     convert = {"string": str, "integer": int, "number": float, "boolean": bool}[kind]
     return [None if v is None or v != v else convert(v) for v in raw]
