@@ -5,7 +5,8 @@ collection with searchable text gives its best `limit` rows of that rank, in its
 then by name); the lists are merged, territories before schools on an equal rank, the larger first
 (`CollectionInfo.size_property`: a territory's school count, a commune's population when the data has
 it). Once `limit` results are found, worse ranks are not asked for, so a short prefix costs an index
-range rather than a sort of every name containing it. What looks like a code (a UAI, an INSEE or
+range rather than a sort of every name containing it; collections of a few thousand features at most
+are asked for every rank at once. What looks like a code (a UAI, an INSEE or
 SIREN code, a département number) finds that feature first.
 """
 
@@ -23,6 +24,7 @@ from tileserver.core.textfold import search_key
 LEVEL_WORDS = {"epci": "EPCI", "academies": "académie", "regions": "région"}
 _CODE = re.compile(r"^[0-9][0-9A-Za-z]{1,8}$")  # 35, 2A0..., 35238, 200000172, 0350001L
 _ORDER = ("communes", "epci", "departements", "academies", "regions", SCHOOLS)  # on equal rank and size
+SMALL = 5000  # features: a collection this small is asked for every rank at once (a sort of a few rows)
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,16 @@ def search(snap: Snapshot, text: str, *, limit: int) -> list[Hit]:
     keys = textsearch.terms(text)
     found = {(hit.collection, hit.id): hit for hit in _by_code(snap, text.strip())}
     searchable = [info for info in snap.collections() if info.searchable]
+    small = [info for info in searchable if info.count <= SMALL]
+    big = [info for info in searchable if info.count > SMALL]
     for rank in range(textsearch.OTHER_PROPERTY + 1):
-        asked = [FeatureQuery(info.id, q=keys, q_rank=rank, properties=_shown(info), limit=limit, count=False)
-                 for info in searchable]
-        for info, page in zip(searchable, snap.query_many(asked), strict=True):
+        asked = [(info, None) for info in small if rank == 0] + [(info, rank) for info in big]
+        queries = [FeatureQuery(info.id, q=keys, q_rank=r, properties=_shown(info), limit=limit, count=False)
+                   for info, r in asked]
+        for (info, _), page in zip(asked, snap.query_many(queries), strict=True):
             for feature in page.features:
-                found.setdefault((info.id, feature.id), _hit(info, feature, rank))
-        if len(found) >= limit:
+                found.setdefault((info.id, feature.id), _hit(info, feature, textsearch.rank(_name(feature), keys)))
+        if sum(hit.rank <= rank for hit in found.values()) >= limit:  # nothing worse can come before them
             break
     return sorted(found.values(), key=Hit.order)[:limit]
 
@@ -64,12 +69,11 @@ def _by_code(snap: Snapshot, text: str) -> list[Hit]:
     """The features whose key is `text` (upper-cased), ranked before every name."""
     if not _CODE.match(text):
         return []
-    hits = []
-    for info in snap.collections():
-        feature = snap.get(info.id, text.upper())
-        if feature is not None:
-            hits.append(_hit(info, feature, -1))
-    return hits
+    infos = snap.collections()
+    queries = [FeatureQuery(info.id, equals=((info.key, (text.upper(),)),), properties=_shown(info), limit=1,
+                            count=False) for info in infos]
+    return [_hit(info, feature, -1) for info, page in zip(infos, snap.query_many(queries), strict=True)
+            for feature in page.features]
 
 
 def _shown(info: CollectionInfo) -> tuple[str, ...]:
