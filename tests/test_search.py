@@ -366,3 +366,15 @@ def test_both_stores_search_alike(tmp_path, postgis_url):
     finally:
         for s in stores:
             s.close()
+
+
+def test_the_search_bench_runs_on_each_store(store):
+    """`python -m bench.search` asks every prefix, keystroke and filter and gets a 200 each time (no timing here)."""
+    from bench import search as bench
+
+    lines: list[str] = []
+    option = "--gpkg" if isinstance(store, GeoPackageStore) else "--postgis"
+    bench.main([option, store.url, "--rounds", "1"], say=lines.append)
+    assert len(lines) == 4 and "load average" in lines[0]
+    assert [line.split()[0] for line in lines[1:]] == ["search", "search", "CASEI/ACCENTI"]
+    assert bench.keystrokes(("jean moul",)) == ["je", "jea", "jean", "jean m", "jean mo", "jean mou", "jean moul"]
