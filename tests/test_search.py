@@ -25,7 +25,7 @@ from tileserver.core import cql, search, textfold, textsearch
 from tileserver.core.dataset import Clusters, Dataset, Field, Layer
 from tileserver.core.errors import BadRequest
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores.geopackage import GeoPackageStore
 from tileserver.core.stores.postgis import PostGISStore
 from tileserver.web.app import create_app
@@ -168,7 +168,7 @@ def test_a_folded_comparison_on_a_searchable_property_goes_through_its_index():
 
 
 def _collections():
-    from tileserver.core.stores.base import CollectionInfo, collection_meta
+    from tileserver.core.store import CollectionInfo, collection_meta
 
     return [CollectionInfo.from_meta(collection_meta(layer, layer.geometries[0].bounds))
             for layer in search_dataset().layers.values()]

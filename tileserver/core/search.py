@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from tileserver.core import textsearch
 from tileserver.core.dataset import SCHOOLS
-from tileserver.core.stores.base import CollectionInfo, Feature, FeatureQuery, Snapshot
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, Snapshot
 from tileserver.core.textfold import search_key
 
 # How a territory's label names its level when its name alone could be another level's ("Rennes").

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from tileserver.core.cql import Dialect, Fragment, Ident
 from tileserver.core.dataset import folded_column
 from tileserver.core.errors import BadRequest
-from tileserver.core.stores.base import CollectionInfo, FeatureQuery
+from tileserver.core.store import CollectionInfo, FeatureQuery
 from tileserver.core.textfold import search_key
 
 OTHER_PROPERTY = 4  # the rank of a row matched only through a searchable property other than the first
