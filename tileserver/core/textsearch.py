@@ -54,12 +54,16 @@ def condition(info: CollectionInfo, keys: tuple[str, ...], dialect: Dialect, ran
         return _any(dialect, [first, *others], keys, _TIERS[-1])
     if not 0 <= rank_ <= OTHER_PROPERTY:
         raise BadRequest(f"no text search rank {rank_}")
-    if rank_ == OTHER_PROPERTY:
-        found, better = _any(dialect, others, keys, _TIERS[-1]) if others else ["(1 = 0)"], [_TIERS[-1]]
-    else:
+    if rank_ < OTHER_PROPERTY:
         found, better = _any(dialect, [first], keys, _TIERS[rank_]), _TIERS[:rank_]
-    worse = [dialect.like([Ident(first)], tier(key)) for tier in better for key in keys]
-    return ["(", *found, *([" AND NOT (", *_joined(worse, " OR "), ")"] if worse else []), ")"]
+    elif others:
+        found, better = _any(dialect, others, keys, _TIERS[-1]), _TIERS[-1:]
+    else:
+        return ["(1 = 0)"]
+    if not better:
+        return found
+    ranked_better = [dialect.like([Ident(first)], tier(key)) for tier in better for key in keys]
+    return ["(", *found, " AND NOT (", *_joined(ranked_better, " OR "), "))"]
 
 
 def order(info: CollectionInfo, q: FeatureQuery, dialect: Dialect) -> Fragment:
