@@ -186,12 +186,14 @@ def cql_text(text: str):
 def test_folded_columns_are_no_property(client):
     for collection in ("etablissements", "communes"):
         page = get_json(client, f"/collections/{collection}/items?limit=100")
-        assert not [name for f in page["features"] for name in f["properties"] if name.endswith("_folded")]
+        hidden = ("_folded", "_casei", "_accenti")
+        assert not [name for f in page["features"] for name in f["properties"] if name.endswith(hidden)]
         assert "nom_folded" not in get_json(client, f"/collections/{collection}/queryables")["properties"]
         for url in (f"/collections/{collection}/items?sortby=nom_folded",
                     f"/collections/{collection}/items?properties=nom_folded",
                     f"/collections/{collection}/items?filter=nom_folded%3D%27rennes%27",
-                    f"/collections/{collection}/items?nom_folded=rennes"):
+                    f"/collections/{collection}/items?nom_folded=rennes",
+                    f"/collections/{collection}/items?filter=nom_casei_accenti%3D%27rennes%27"):
             assert client.get(url).status_code == 400, url
     one = get_json(client, "/collections/etablissements/items/0350001L")
     assert "nom_folded" not in one["properties"] and one["properties"]["nom"] == "Lycée Émile Zola"
@@ -378,3 +380,16 @@ def test_the_search_bench_runs_on_each_store(store):
     assert len(lines) == 4 and "load average" in lines[0]
     assert [line.split()[0] for line in lines[1:]] == ["search", "search", "CASEI/ACCENTI"]
     assert bench.keystrokes(("jean moul",)) == ["je", "jea", "jean", "jean m", "jean mo", "jean mou", "jean moul"]
+
+
+def test_folded_columns_stay_out_of_tiles(client):
+    from tests.tiletools import decode
+    from tileserver.core.grid import tile_at
+    from tileserver.core.mercator import to_mercator
+
+    tile = tile_at(*to_mercator(-1.68, 48.11), 12)
+    response = client.get(f"/tiles/etablissements,communes/{tile.z}/{tile.x}/{tile.y}.mvt")
+    layers = decode(response.get_data())
+    names = {name for features in layers.values() for f in features for name in f["properties"]}
+    hidden = [name for name in names if name.endswith(("_folded", "_casei", "_accenti"))]
+    assert {"nom", "nom_commune"} <= names and not hidden, names
