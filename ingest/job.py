@@ -18,6 +18,7 @@ import shapely
 from tqdm import tqdm
 
 from ingest import indicators as ind
+from ingest.classes import enrich
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest
@@ -110,7 +111,7 @@ class Ingest:
             clusters=clusters,
             cluster_maxzoom=self.cluster_maxzoom,
             cluster_cells=DEFAULT_CELLS,
-            catalogue=[i.to_dict() for i in self.manifest.indicators],
+            catalogue=enrich([i.to_dict() for i in self.manifest.indicators], layers),
             report=self.report.to_dict(),
             rasters=rasters,
         )

@@ -85,8 +85,8 @@ def tile_layer(source: StyleSource, style_id: str) -> ET.Element:
     renderer = ET.SubElement(layer, "renderer", type="basic")
     styles = ET.SubElement(renderer, "styles")
     entry = pick_indicator(source.catalogue, style_id, None)
-    fill = for_aggregates(entry).qgis(f'"{entry["id"]}"') if entry else None
     for name, level_zooms in _territory_bands(source).items():
+        fill = for_aggregates(entry, name).qgis(f'"{entry["id"]}"') if entry else None
         styles.append(_fill_style(name, level_zooms, fill))
         styles.append(_outline_style(name, (level_zooms[0], -1)))
     if SCHOOLS in source.zooms:

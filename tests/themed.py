@@ -15,6 +15,7 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, box
 
+from ingest.classes import enrich
 from ingest.clusters import build_clusters
 from ingest.manifest import load_manifest
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
@@ -54,7 +55,7 @@ def themed_dataset(n_schools: int = 3000, seed: int = 7) -> Dataset:
     for level in GRIDS:
         layers[level] = _territories(level, codes[level], types, values, entries)
     return Dataset(layers=layers, clusters=_clusters(lon, lat, types, statuts, values),
-                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=16, catalogue=catalogue(),
+                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=16, catalogue=enrich(catalogue(), layers),
                    report={"datasets": {}})
 
 
