@@ -16,7 +16,6 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tileserver.core.dataset import SCHOOLS, Layer
-from tileserver.core.summary import summarise
 
 CLASSES = 5
 WINDOW = 0.05  # how far (as a share of the values) a limit may move from its quantile to be round
@@ -79,18 +78,3 @@ def breaks_by_level(entry: Mapping, layers: Mapping[str, Layer]) -> dict[str, li
             out[level] = found
     return out
 
-
-def enrich(catalogue: Sequence[Mapping], layers: Mapping[str, Layer]) -> list[dict]:
-    """The catalogue as published: each entry with its limits per level and, for school indicators, France.
-
-    France is every school of the version summarised once here (`tileserver.core.summary`), so a
-    sheet compares a territory with France without reading 70,000 schools.
-    """
-    schools = layers.get(SCHOOLS)
-    out = []
-    for raw in catalogue:
-        entry = {**raw, "breaks_by_level": breaks_by_level(raw, layers)}
-        if schools is not None and entry.get("level", SCHOOLS) == SCHOOLS and entry["id"] in schools.columns:
-            entry["france"] = summarise(schools.columns["type"], schools.columns[entry["id"]], entry).to_dict()
-        out.append(entry)
-    return out

@@ -18,7 +18,6 @@ import shapely
 from tqdm import tqdm
 
 from ingest import indicators as ind
-from ingest.classes import enrich
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest
@@ -26,6 +25,7 @@ from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
 from ingest.schools import Schools, read_schools
+from ingest.summaries import published_catalogue, territory_summaries
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
 from tileserver.core.stores.base import Store, VersionInfo
@@ -80,7 +80,7 @@ class Ingest:
 
     def build(self) -> Dataset:
         """Read every source and build the complete dataset in memory, with a progress bar."""
-        steps = 6 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
+        steps = 7 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
         with tqdm(total=steps, desc="ingest", unit="step", disable=not self.progress, leave=False) as bar:
             self.bar = bar
             return self._build()
@@ -106,14 +106,17 @@ class Ingest:
                                                                   self.cluster_maxzoom))
         rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
                                                               self.report))
+        catalogue = published_catalogue([i.to_dict() for i in self.manifest.indicators], layers)
+        summaries = self._step("summaries", lambda: territory_summaries(catalogue, layers))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
             cluster_maxzoom=self.cluster_maxzoom,
             cluster_cells=DEFAULT_CELLS,
-            catalogue=enrich([i.to_dict() for i in self.manifest.indicators], layers),
+            catalogue=catalogue,
             report=self.report.to_dict(),
             rasters=rasters,
+            summaries=summaries,
         )
 
     def read_territories(self) -> dict[str, Territories]:

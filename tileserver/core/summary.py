@@ -8,6 +8,7 @@ mean, a share of schools in %, a sum, a minimum, a maximum or a count.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from tileserver.core.dataset import SCHOOLS
+from tileserver.core.stores.base import FeatureQuery, Snapshot
 
 SPLIT_TYPES = ("ecole", "college", "lycee")  # the school types a sheet compares one by one
 YES_NO_BREAKS = (0.5,)  # "Non" below, "Oui" above: the two classes of a yes/no indicator
@@ -75,47 +77,167 @@ def summarise(types: Sequence[str | None], values: Sequence[Any], entry: Mapping
     >>> summarise(["ecole", "college", "college"], [True, False, None], share).value
     50.0
     """
-    if entry["kind"] == "category":  # counted: a school with any value counts one
-        values = [None if v is None else 1.0 for v in values]
-    numbers = np.array([_number(v) for v in values], dtype=float)
-    kinds = np.array([t or "" for t in types], dtype=object)
-    how = entry.get("aggregate") or ("share" if entry["kind"] == "boolean" else "mean")
-    by_type = {t: aggregate(numbers[kinds == t], how) for t in SPLIT_TYPES}
-    breaks = school_breaks(entry)
-    classes = class_counts(numbers, breaks) if breaks else []
-    return IndicatorSummary(aggregate(numbers, how), by_type, int(np.isnan(numbers).sum()), classes)
+    return summarise_groups(np.zeros(len(types), dtype=np.int64), 1, types, values, entry)[0]
 
 
-def aggregate(numbers: np.ndarray, how: str) -> float | None:
-    """The aggregate of the known numbers (NaN unknown) as the ingest computes it; None when none is known.
+def summarise_groups(groups: np.ndarray, n: int, types: Sequence[str | None], values: Sequence[Any],
+                     entry: Mapping) -> list[IndicatorSummary]:
+    """One indicator over each of `n` groups of schools (`groups[i]`: school i's group, -1 for none).
 
-    >>> aggregate(np.array([1.0, 0.0, np.nan, 1.0]), "share"), aggregate(np.array([2.0, 0.0]), "count")
-    (66.67, 1.0)
+    >>> entry = {"kind": "number", "aggregate": "max"}
+    >>> [s.value for s in summarise_groups(np.array([0, 1, 0, -1]), 2, ["ecole"] * 4, [1, 2, 3, 4], entry)]
+    [3.0, 2.0]
     """
-    known = numbers[~np.isnan(numbers)]
+    numbers = numeric(values, counted=entry["kind"] == "category")
+    kinds = np.array([t or "" for t in types], dtype=object)
+    inside = groups >= 0
+    how = entry.get("aggregate") or ("share" if entry["kind"] == "boolean" else "mean")
+    total = grouped(groups[inside], numbers[inside], n, how)
+    by_type = {}
+    for t in SPLIT_TYPES:
+        chosen = inside & (kinds == t)
+        by_type[t] = grouped(groups[chosen], numbers[chosen], n, how)
+    nc = np.bincount(groups[inside & np.isnan(numbers)], minlength=n)
+    classes = _grouped_classes(groups[inside], numbers[inside], n, school_breaks(entry))
+    return [IndicatorSummary(total[i], {t: by_type[t][i] for t in SPLIT_TYPES}, int(nc[i]), classes[i].tolist())
+            for i in range(n)]
+
+
+def _grouped_classes(g: np.ndarray, numbers: np.ndarray, n: int, breaks: tuple[float, ...] | None) -> np.ndarray:
+    """Schools per (group, class): an n x classes array (no column when there are no classes)."""
+    if not breaks:
+        return np.zeros((n, 0), dtype=np.int64)
+    known = ~np.isnan(numbers)
+    width = len(breaks) + 1
+    positions = np.searchsorted(np.asarray(breaks), numbers[known], side="right")
+    return np.bincount(g[known] * width + positions, minlength=n * width).reshape(n, width)
+
+
+def grouped(g: np.ndarray, values: np.ndarray, n: int, how: str) -> list:
+    """One aggregate per group 0..n-1 of the values (NaN unknown); None where no value is known (0 for counts).
+
+    The ingest aggregates territories with it too, so sheets and layers agree. Means and shares
+    (in %) are rounded to 2 decimals.
+    >>> grouped(np.array([0, 0, 1, 1]), np.array([1.0, 0.0, np.nan, 1.0]), 3, "share")
+    [50.0, 100.0, None]
+    >>> grouped(np.array([0, 0, 1]), np.array([2.0, 0.0, np.nan]), 2, "count")
+    [1, 0]
+    """
+    known = ~np.isnan(values)
+    gk, vk = g[known], values[known]
+    counts = np.bincount(gk, minlength=n)
     if how == "count":
-        return float(np.count_nonzero(known))
-    if not known.size:
-        return None
-    result = {"mean": np.mean, "sum": np.sum, "min": np.min, "max": np.max}.get(how)
-    value = 100.0 * float(np.mean(known)) if how == "share" else float(result(known) if result else np.mean(known))
-    return round(value, 2)
+        result = np.bincount(gk, weights=vk != 0, minlength=n) if vk.size else counts * 0.0
+        return [int(v) for v in result]
+    if how in ("min", "max"):
+        result = np.full(n, np.inf if how == "min" else -np.inf)
+        (np.minimum if how == "min" else np.maximum).at(result, gk, vk)
+    else:
+        result = np.bincount(gk, weights=vk, minlength=n)
+        if how == "mean":
+            result = np.divide(result, counts, out=np.zeros(n), where=counts > 0)
+        elif how == "share":
+            result = 100.0 * np.divide(result, counts, out=np.zeros(n), where=counts > 0)
+    return [round(float(v), 2) if c else None for v, c in zip(result, counts, strict=True)]
 
 
-def class_counts(values: Sequence[float | None] | np.ndarray, breaks: Sequence[float]) -> list[int]:
+def class_counts(values: Sequence[Any], breaks: Sequence[float]) -> list[int]:
     """How many known values fall in each class (`< breaks[0]`, then `[b_i, b_i+1)`, then `>= last`).
 
     >>> class_counts([1, 5, 5, 9, None], [5, 8])
     [1, 2, 1]
     """
-    data = np.array([_number(v) for v in values], dtype=float)
-    data = data[np.isfinite(data)]
-    positions = np.searchsorted(np.asarray(breaks, dtype=float), data, side="right")
-    return np.bincount(positions, minlength=len(breaks) + 1).tolist()
+    numbers = numeric(values)
+    return _grouped_classes(np.zeros(len(numbers), dtype=np.int64), numbers, 1, tuple(breaks))[0].tolist()
 
 
-def _number(value: Any) -> float:
-    """A school's value as a float (NaN when unknown or not a number)."""
-    if value is None or isinstance(value, str):
-        return float("nan")
-    return float(value)
+def numeric(values: Sequence[Any], *, counted: bool = False) -> np.ndarray:
+    """Values as floats, NaN where unknown; `counted`: 1 for any known value (categories are counted).
+
+    >>> numeric([1, None, True, "x"]).tolist(), numeric(["a", None], counted=True).tolist()
+    ([1.0, nan, 1.0, nan], [1.0, nan])
+    """
+    if counted:
+        return np.array([np.nan if v is None else 1.0 for v in values], dtype=float)
+    return np.array([v if isinstance(v, int | float) else np.nan for v in values], dtype=float)
+
+
+# The school property holding each level's code, finest level first.
+LEVEL_CODES = {"communes": "code_commune", "epci": "code_epci", "departements": "code_departement",
+               "academies": "code_academie", "regions": "code_region"}
+LEVELS_UP = tuple(LEVEL_CODES)  # finest to coarsest
+ALL_SCHOOLS = 1_000_000  # a query limit above any territory's school count
+
+
+@dataclass(frozen=True)
+class TerritorySummary:
+    """A territory's schools summarised: how many, the territories they mostly lie in, each indicator."""
+
+    schools: int
+    parents: dict[str, str]  # coarser level -> the code most of the schools have
+    indicators: dict[str, IndicatorSummary]
+
+    def to_dict(self) -> dict[str, Any]:
+        """Compact JSON, as the version metadata keeps it (one list per indicator).
+
+        >>> s = TerritorySummary(2, {"regions": "53"}, {"x": IndicatorSummary(1.5, {"ecole": 1.5}, 0, [2])})
+        >>> s.to_dict()
+        {'n': 2, 'parents': {'regions': '53'}, 'indicators': {'x': [1.5, 1.5, 0, 2]}}
+        >>> TerritorySummary.from_dict(s.to_dict(), ("ecole",)) == s
+        True
+        """
+        return {"n": self.schools, "parents": self.parents,
+                "indicators": {k: [v.value, *v.by_type.values(), v.nc, *v.classes] for k, v in self.indicators.items()}}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any], types: Sequence[str] = SPLIT_TYPES) -> TerritorySummary:
+        """Read back from `to_dict`."""
+        split = len(types) + 1
+        indicators = {k: IndicatorSummary(row[0], dict(zip(types, row[1:split], strict=True)), row[split],
+                                          list(row[split + 1:])) for k, row in raw["indicators"].items()}
+        return cls(raw["n"], dict(raw["parents"]), indicators)
+
+
+def summarise_territories(groups: np.ndarray, n: int, columns: Mapping[str, Sequence], entries: Sequence[Mapping],
+                          level: str) -> list[TerritorySummary]:
+    """Each of `n` territories of `level` from its schools' `columns` (`groups[i]`: school i's territory)."""
+    inside = groups >= 0
+    counts = np.bincount(groups[inside], minlength=n)
+    above = LEVELS_UP[LEVELS_UP.index(level) + 1:]
+    parents = {up: _main_codes(groups, n, columns[LEVEL_CODES[up]]) for up in above if LEVEL_CODES[up] in columns}
+    per = {e["id"]: summarise_groups(groups, n, columns["type"], columns[e["id"]], e) for e in entries}
+    return [TerritorySummary(int(counts[i]), {up: codes[i] for up, codes in parents.items() if codes[i]},
+                             {k: v[i] for k, v in per.items()}) for i in range(n)]
+
+
+def _main_codes(groups: np.ndarray, n: int, codes: Sequence[str | None]) -> list[str | None]:
+    """Per group, the code most of its schools have (None for a group without schools).
+
+    >>> _main_codes(np.array([0, 0, 0, 1, -1]), 3, ["a", "b", "b", "c", "d"])
+    ['b', 'c', None]
+    """
+    tallies: list[Counter] = [Counter() for _ in range(n)]
+    for group, code in zip(groups.tolist(), codes, strict=True):
+        if group >= 0 and code:
+            tallies[group][code] += 1
+    return [t.most_common(1)[0][0] if t else None for t in tallies]
+
+
+def school_entries(catalogue: Sequence[Mapping], fields: Sequence[str]) -> list[Mapping]:
+    """The catalogue's school indicators that the schools carry."""
+    return [e for e in catalogue if e.get("level", SCHOOLS) == SCHOOLS and e["id"] in fields]
+
+
+def summarise_territory(snap: Snapshot, level: str, code: str, catalogue: Sequence[Mapping]) -> TerritorySummary:
+    """A territory summarised from its schools, read in one query (for levels the ingest did not summarise).
+
+    About 0.2 s for a commune of 1,000 schools (GeoPackage, national data): callers keep the result.
+    """
+    info = next(c for c in snap.collections() if c.id == SCHOOLS)
+    entries = school_entries(catalogue, [f.name for f in info.fields])
+    names = ("type", *LEVEL_CODES.values(), *(e["id"] for e in entries))
+    query = FeatureQuery(SCHOOLS, equals=((LEVEL_CODES[level], (code,)),),
+                         properties=tuple(n for n in names if info.field(n)), limit=ALL_SCHOOLS)
+    rows = [f.properties for f in snap.query(query).features]
+    columns = {name: [r.get(name) for r in rows] for name in names}
+    return summarise_territories(np.zeros(len(rows), dtype=np.int64), 1, columns, entries, level)[0]

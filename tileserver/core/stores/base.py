@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -115,6 +115,13 @@ class VersionMeta:
     def catalogue(self) -> list[dict]:
         """The indicator catalogue this version was built with (a copy: styles may change it)."""
         return copy.deepcopy(self._meta["catalogue"])
+
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary of each territory of `level` (empty for levels it did not summarise).
+
+        Shared by every request that reads this version: callers read it and never change it.
+        """
+        return self._meta.get("summaries", {}).get(level, {})
 
     def meta(self) -> dict:
         """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
@@ -226,6 +233,10 @@ class Snapshot(Protocol):
 
     def meta(self) -> dict:
         """Version-wide metadata: cluster zoom, cell count, raster list; shared, so read and never changed."""
+        ...
+
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary (`TerritorySummary.to_dict`) of each territory of a level; shared."""
         ...
 
     def query(self, q: FeatureQuery) -> FeaturePage:
