@@ -15,7 +15,7 @@ from typing import Any
 from markupsafe import Markup
 
 from styles import palettes
-from styles.catalogue import title
+from styles.catalogue import source_parts, title
 from styles.classes import for_schools, format_number
 from tileserver.core.charts import Bar, bar_chart
 from tileserver.core.dataset import SCHOOLS
@@ -134,11 +134,7 @@ def value_text(value: float | None, unit: str = "") -> str:
 def about(entry: Mapping) -> list[Markup]:
     """The indicator's definition and where it comes from, in the words the catalogue gives."""
     lines = [Markup("{}").format(entry["description"])] if entry.get("description") else []
-    source = [Markup("{}").format(entry["producer"])] if entry.get("producer") else []
-    if entry.get("vintage"):
-        source.append(Markup("millésime {}").format(entry["vintage"]))
-    if entry.get("licence"):
-        source.append(Markup("licence {}").format(entry["licence"]))
+    source = [Markup("{}").format(part) for part in source_parts(entry)]
     if entry.get("source_url"):
         source.append(Markup('<a href="{}">jeu de données</a>').format(entry["source_url"]))
     if source:
