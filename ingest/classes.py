@@ -43,7 +43,38 @@ def readable_breaks(values: Sequence[float | None] | np.ndarray, classes: int = 
         low, near, high = np.quantile(data, [max(share - WINDOW, 0), share, min(share + WINDOW, 1)])
         limits.append(roundest(float(low), float(high), float(near)))
     # A limit at or below the smallest value would leave its lower class empty.
-    return sorted({limit for limit in limits if data[0] < limit <= data[-1]})
+    found = sorted({limit for limit in limits if data[0] < limit <= data[-1]})
+    for _ in range(classes):
+        cut = _split_biggest(data, found)
+        if cut is None:
+            break
+        found = sorted({*found, cut})
+    return found
+
+
+def _split_biggest(data: np.ndarray, limits: list[float]) -> float | None:
+    """A limit splitting the class holding more than half the values, when it holds more than one value.
+
+    A value many territories share (0 % of schools with a 3D printer, in 8 communes out of 10)
+    swallows the quantiles around it; the limit then goes just above it, at the roundest number
+    before the next value.
+    >>> _split_biggest(np.array([0.0] * 8 + [30.0, 70.0]), [])
+    20.0
+    >>> _split_biggest(np.array([1.0, 2.0, 2.0, 2.0]), [2.0]) is None  # one value: the data is that uniform
+    True
+    """
+    edges = np.searchsorted(np.asarray(limits, dtype=float), data, side="right")
+    biggest = int(np.bincount(edges).argmax())
+    members = data[edges == biggest]
+    if members.size * 2 <= data.size or members[0] == members[-1]:
+        return None
+    median = float(np.median(members))
+    if median > members[0]:
+        low, high = np.quantile(members, [0.5 - WINDOW, 0.5 + WINDOW])
+        cut = roundest(max(float(low), float(members[members > members[0]][0])), float(high), median)
+        return cut if members[0] < cut <= members[-1] else None
+    above = float(members[members > median][0])
+    return roundest(median + (above - median) / 1000, above, median)
 
 
 def roundest(low: float, high: float, near: float) -> float:
