@@ -59,10 +59,10 @@ def mvt_key(version: str, names: tuple[str, ...], tile: Tile, filters: TileFilte
     """The cache key of a vector tile: every value its bytes depend on, the data version first.
 
     >>> mvt_key("20260101T000000000000", ("regions",), Tile(3, 2, 5))
-    ('mvt', '20260101T000000000000', ('regions',), 3, 2, 5, (), ())
+    ('mvt', '20260101T000000000000', ('regions',), 3, 2, 5, (), (), ())
     """
     filters = filters or TileFilter()
-    return ("mvt", version, names, tile.z, tile.x, tile.y, filters.types, filters.statuts)
+    return ("mvt", version, names, tile.z, tile.x, tile.y, filters.types, filters.statuts, filters.territories)
 
 
 class TileCache:

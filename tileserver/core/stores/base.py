@@ -201,12 +201,21 @@ class FeaturePage:
     matched: int | None
 
 
+# The school properties a tile can be limited by, one territory code each (`?code_departement=35`).
+TERRITORY_FILTERS = ("code_commune", "code_epci", "code_departement", "code_academie", "code_region")
+
+
 @dataclass(frozen=True)
 class TileFilter:
-    """Filters applied to schools before clustering (empty tuple = no filter)."""
+    """Filters applied to schools before clustering (empty tuple = no filter).
+
+    `territories` pairs a property of `TERRITORY_FILTERS` with a code, in that order; a school
+    passes when it has every one of them.
+    """
 
     types: tuple[str, ...] = ()
     statuts: tuple[str, ...] = ()
+    territories: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
