@@ -124,10 +124,12 @@ def _stepped(title: str, unit: str, breaks: tuple[float, ...], ramp: str) -> Cla
 def format_number(value: float, decimals: int = 6) -> str:
     """A number as French readers write it (decimal comma, a space between thousands).
 
-    >>> format_number(8.0), format_number(0.25), format_number(1500), format_number(12.345, 1)
-    ('8', '0,25', '1 500', '12,3')
+    >>> format_number(8.0), format_number(0.25), format_number(1500), format_number(12.345, 1), format_number(10, 0)
+    ('8', '0,25', '1 500', '12,3', '10')
     """
-    text = f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
+    text = f"{value:,.{decimals}f}"
+    if "." in text:  # trailing zeros of the decimals only: 10 stays 10
+        text = text.rstrip("0").rstrip(".")
     return text.replace(",", " ").replace(".", ",")
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from html import escape
 
-WIDTH = 320
-LABEL_WIDTH = 118
-VALUE_WIDTH = 64
+WIDTH = 360
+LABEL_WIDTH = 122
+CHAR_WIDTH = 7.2  # a generous width of one character at 12 px, to keep room for the value texts
 ROW_HEIGHT = 22
 BAR_HEIGHT = 14
 TEXT = "#222222"
@@ -51,18 +51,18 @@ def bar_chart(chart_id: str, title: str, bars: list[Bar], *, scale_max: float | 
         f'<title id="{chart_id}-t">{escape(title)}</title>',
         f'<desc id="{chart_id}-d">{escape(description)}</desc>',
     ]
+    room = max(len(b.text) for b in bars) * CHAR_WIDTH + 8 if bars else 0
     for i, bar in enumerate(bars):
-        parts.append(_row(i, bar, top))
+        parts.append(_row(i, bar, top, WIDTH - LABEL_WIDTH - room))
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _row(i: int, bar: Bar, top: float) -> str:
-    """One bar's label, rectangle (none for an unknown or zero value) and value text."""
+def _row(i: int, bar: Bar, top: float, span: float) -> str:
+    """One bar's label, rectangle (none for an unknown or zero value) and value text; bars `span` at most."""
     y = 2 + i * ROW_HEIGHT
     middle = y + ROW_HEIGHT / 2 + 4
     weight = ' font-weight="bold"' if bar.strong else ""
-    span = WIDTH - LABEL_WIDTH - VALUE_WIDTH
     length = span * bar.value / top if bar.value is not None and top > 0 else 0.0
     out = [f'<text x="{LABEL_WIDTH - 6}" y="{middle:.0f}" text-anchor="end" fill="{TEXT}"{weight}>'
            f"{escape(_clip(bar.label))}</text>"]

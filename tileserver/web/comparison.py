@@ -34,7 +34,7 @@ class Block:
     """One indicator as a sheet shows it, every value already written in French."""
 
     id: str
-    label: str
+    label: str  # with its unit when the label does not say it: "Débit descendant (Mbit/s)"
     measure: str  # how a territory's value is made from its schools': "moyenne des établissements"
     about: list[Markup]  # definition, source, licence, vintage (those the catalogue gives)
     headers: list[str]  # the territories compared, this one first
@@ -76,7 +76,7 @@ def _block(entry: Mapping, compared: Sequence[tuple[str, Summaries]], nc: Any) -
     colour = for_schools(entry).colours[-1]
     bars = [Bar(name, s.value if s else None, value_text(s.value if s else None, unit), c, i == 0)
             for i, ((name, s), c) in enumerate(zip(cells, (colour, *COMPARED_COLOURS), strict=False))]
-    block = Block(entry["id"], entry["label"], measure(entry), about(entry), [name for name, _ in cells], rows,
+    block = Block(entry["id"], labelled(entry), measure(entry), about(entry), [name for name, _ in cells], rows,
                   Markup(bar_chart(f"cmp-{entry['id']}", f"{entry['label']} : comparaison", bars)))
     nc_count = int(nc) if isinstance(nc, int | float) else own.nc
     plural = "s" if nc_count > 1 else ""
@@ -92,10 +92,7 @@ def _distribution(entry: Mapping, counts: Sequence[int], nc: int) -> tuple[list[
     total = sum(counts) + nc
     labels = [*classes.labels, "Non communiqué"]
     colours = [*classes.colours, palettes.NO_DATA]
-    texts = [f"{format_number(n)} ({format_number(100 * n / total, 0) if total else 0} %)" for n in [*counts, nc]]
-    unit = f" {entry['unit']}" if entry.get("unit") and entry["kind"] == "number" else ""
-    labels = [f"{label}{unit}" if i < len(counts) and entry["kind"] == "number" else label
-              for i, label in enumerate(labels)]
+    texts = [f"{format_number(n)} ({format_number(100 * n / total if total else 0, 1)} %)" for n in [*counts, nc]]
     bars = [Bar(label, float(n), text, colour) for label, n, text, colour in
             zip(labels, [*counts, nc], texts, colours, strict=True)]
     chart = bar_chart(f"dist-{entry['id']}", f"{entry['label']} : établissements par classe", bars)
@@ -112,6 +109,20 @@ def measure(entry: Mapping) -> str:
     return AGGREGATE_WORDS.get(aggregate, aggregate)
 
 
+def labelled(entry: Mapping) -> str:
+    """An indicator's label with its unit, unless the unit is % (written with each value) or the label says it.
+
+    >>> labelled({"label": "Débit descendant", "unit": "Mbit/s", "kind": "number"})
+    'Débit descendant (Mbit/s)'
+    >>> labelled({"label": "Terminaux pour 100 élèves", "unit": "terminaux", "kind": "number"})
+    'Terminaux pour 100 élèves'
+    """
+    unit = entry.get("unit") or ""
+    if entry["kind"] != "number" or unit in ("", "%") or unit.lower()[:6] in entry["label"].lower():
+        return entry["label"]
+    return f"{entry['label']} ({unit})"
+
+
 def _unit(entry: Mapping) -> str:
     """The unit a territory's value is in: % for shares, the catalogue's unit otherwise."""
     if (entry.get("aggregate") or "") == "share" or (entry["kind"] == "boolean" and not entry.get("aggregate")):
@@ -120,15 +131,15 @@ def _unit(entry: Mapping) -> str:
 
 
 def value_text(value: float | None, unit: str = "") -> str:
-    """A compared value: a French number with its unit; "—" when unknown.
+    """A compared value: a French number, with % for a share (other units are in the label); "—" when unknown.
 
     >>> value_text(63.17, "%"), value_text(230.4, "Mbit/s"), value_text(None), value_text(3.0)
-    ('63,2 %', '230,4 Mbit/s', '—', '3')
+    ('63,2 %', '230,4', '—', '3')
     """
     if value is None:
         return "—"
     text = format_number(float(value), 1)
-    return f"{text} {unit}" if unit else text
+    return f"{text} %" if unit == "%" else text
 
 
 def about(entry: Mapping) -> list[Markup]:
@@ -151,10 +162,10 @@ def school_rows(entry: Mapping, own: Any, compared: Sequence[tuple[str, Mapping[
     elif own is None:
         mine = "non communiqué"
     elif isinstance(own, int | float):
-        mine = value_text(own, entry.get("unit", ""))
+        mine = value_text(own)
     else:
         mine = str(own)
     values = [value_text(props.get(entry["id"]) if isinstance(props.get(entry["id"]), int | float) else None, unit)
               for _, props in compared]
-    return entry["label"], [mine, *values, value_text(national.value if national else None, unit)]
+    return labelled(entry), [mine, *values, value_text(national.value if national else None, unit)]
 

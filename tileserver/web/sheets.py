@@ -113,8 +113,15 @@ def build_sheet(info: CollectionInfo, feature: Feature, catalogue: Sequence[Mapp
 
 
 def _school_kind(props: Mapping[str, Any]) -> str:
+    """The school's type and statut, the adjective agreeing with the noun.
+
+    >>> _school_kind({"type": "ecole", "statut": "prive"}), _school_kind({"type": "lycee", "statut": "public"})
+    ('École privée', 'Lycée public')
+    """
     kind = TYPE_NAMES.get(props.get("type") or "", (props.get("type") or "Établissement").capitalize())
     statut = {"public": "public", "prive": "privé"}.get(props.get("statut") or "", "")
+    if statut and kind == TYPE_NAMES["ecole"]:
+        statut += "e"
     return f"{kind} {statut}".strip()
 
 
@@ -220,6 +227,7 @@ def add_school_comparison(sheet: Sheet, snap: Snapshot, props: Mapping[str, Any]
             territories.append((str(found.properties.get("nom") or code), found.properties))
     national = france(catalogue)
     sheet.compared = ["Établissement", *(name for name, _ in territories), "France"]
+    sheet.identity = [_named(row, snap) for row in sheet.identity]
     groups: dict[str, list[tuple[str, list[str]]]] = {}
     for entry in catalogue:
         if entry.get("level", SCHOOLS) == SCHOOLS:
@@ -227,6 +235,15 @@ def add_school_comparison(sheet: Sheet, snap: Snapshot, props: Mapping[str, Any]
             groups.setdefault(title(entry["theme"]), []).append(row)
     sheet.school_themes = list(groups.items())
     sheet.themes = []
+
+
+def _named(row: Row, snap: Snapshot) -> Row:
+    """A school's territory row with the territory's name instead of its bare code."""
+    level = next((lvl for lvl, label in LEVEL_SINGULAR.items() if label == row.label), None)
+    if level is None or level == "communes" or not row.href:
+        return row
+    name = territory_name(snap, level, row.value)
+    return Row(row.label, name or row.value, row.href)
 
 
 def territory_summary(snap: Snapshot, level: str, code: str, catalogue: Sequence[Mapping]) -> TerritorySummary:
@@ -241,8 +258,8 @@ def territory_summary(snap: Snapshot, level: str, code: str, catalogue: Sequence
 def territory_name(snap: Snapshot, level: str, code: str) -> str | None:
     """A territory's name: from the ingest's summaries when it made some, else from the feature."""
     stored = snap.summaries(level).get(code)
-    if stored is not None:
-        return stored.get("nom")
+    if stored is not None and stored.get("nom"):
+        return stored["nom"]
     found = snap.get(level, code)
     return str(found.properties.get("nom")) if found is not None else None
 
