@@ -209,12 +209,8 @@ def add_territory_comparison(sheet: Sheet, snap: Snapshot, level: str, props: Ma
                                                                              catalogue).indicators))
     compared.append(("France", france(catalogue)))
     sheet.blocks = territory_themes(catalogue, compared, props)
-    sheet.themes = [(t, rows) for t, rows in sheet.themes if t in _own_level_themes(catalogue, level)]
-
-
-def _own_level_themes(catalogue: Sequence[Mapping], level: str) -> set[str]:
-    """Themes holding an indicator published for this level itself (not from schools)."""
-    return {title(e["theme"]) for e in catalogue if e.get("level", SCHOOLS) == level}
+    # indicators published for this level itself (not from schools) are shown as they are
+    sheet.themes = _themes(props, [e for e in catalogue if e.get("level", SCHOOLS) == level], level)
 
 
 def add_school_comparison(sheet: Sheet, snap: Snapshot, props: Mapping[str, Any], catalogue: Sequence[Mapping]) -> None:
