@@ -128,6 +128,9 @@ def test_territory_filters_are_checked_and_kept_in_tilejson(client, dataset):
     commune = column(dataset, "code_commune")[0]
     doc = client.get(f"/tiles/etablissements.json?code_commune={commune}").get_json()
     assert doc["tiles"][0].endswith(f".mvt?v={doc['tiles'][0].split('?v=')[1].split('&')[0]}&code_commune={commune}")
+    west, south, east, north = doc["bounds"]
+    lon, lat, zoom = doc["center"]
+    assert west <= lon <= east and south <= lat <= north and doc["minzoom"] <= zoom <= doc["maxzoom"]
     assert client.get("/tiles/etablissements/3/4/2.mvt?code_commune=35;DROP").status_code == 400
     assert client.get("/tiles/etablissements/3/4/2.mvt?code_region=53").status_code == 400  # schools carry no region
     assert client.get("/tiles/etablissements/3/4/2.mvt?code_canton=1").status_code == 400

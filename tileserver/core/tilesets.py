@@ -56,6 +56,7 @@ def extent(infos: Sequence[CollectionInfo]) -> BBox:
 
 
 METROPOLE = (2.5, 46.6)  # lon, lat: the middle of metropolitan France
+FRANCE_ZOOM = 5  # the zoom a TileJSON centre suggests: metropolitan France fills a screen
 
 
 def center(box: BBox, z: int) -> list[float]:
@@ -85,7 +86,7 @@ def tilejson(infos: Sequence[CollectionInfo], *, tiles_url: str, sums: Sequence[
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": list(box),
-        "center": center(box, minzoom),
+        "center": center(box, min(max(minzoom, FRANCE_ZOOM), maxzoom)),
         "vector_layers": [
             {
                 "id": info.id,
