@@ -192,7 +192,6 @@ def _yes_no(value: Any) -> str:
     return "Oui" if value in (True, 1, "1", "true", "oui") else "Non"
 
 
-
 def add_territory_comparison(sheet: Sheet, snap: Snapshot, level: str, props: Mapping[str, Any],
                              catalogue: Sequence[Mapping], base: str) -> None:
     """Parents and children by name, and each indicator beside the parent's and France's."""
@@ -257,7 +256,8 @@ def territory_name(snap: Snapshot, level: str, code: str) -> str | None:
     if stored is not None and stored.get("nom"):
         return stored["nom"]
     found = snap.get(level, code)
-    return str(found.properties.get("nom")) if found is not None else None
+    name = found.properties.get("nom") if found is not None else None
+    return str(name) if name else None
 
 
 def _children(snap: Snapshot, level: str, code: str, base: str) -> list[tuple[str, list[Row]]]:
