@@ -96,13 +96,11 @@ def roundest(low: float, high: float, near: float) -> float:
 
 
 def breaks_by_level(entry: Mapping, layers: Mapping[str, Layer]) -> dict[str, list[float]]:
-    """Limits for each level holding the indicator's values (schools only for numbers, not yes/no)."""
+    """Limits for each level holding the indicator's values, rolled-up levels included (schools: numbers only)."""
     out: dict[str, list[float]] = {}
     for level, layer in layers.items():
         values = layer.columns.get(entry["id"])
         if values is None or (level == SCHOOLS and entry["kind"] != "number"):
-            continue
-        if entry.get("level", SCHOOLS) not in (SCHOOLS, level):
             continue
         found = readable_breaks([v for v in values if not isinstance(v, str)])
         if found:

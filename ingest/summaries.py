@@ -25,7 +25,7 @@ def published_catalogue(catalogue: Sequence[Mapping], layers: Mapping[str, Layer
     out = []
     for raw in catalogue:
         entry = {**raw, "breaks_by_level": breaks_by_level(raw, layers)}
-        if schools is not None and entry.get("level", SCHOOLS) == SCHOOLS and entry["id"] in schools.columns:
+        if schools is not None and school_entries([entry], list(schools.columns)):
             entry["france"] = summarise(schools.columns["type"], schools.columns[entry["id"]], entry).to_dict()
         out.append(entry)
     return out

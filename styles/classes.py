@@ -109,7 +109,7 @@ def for_aggregates(entry: Mapping, level: str | None = None) -> Classes:
         return _stepped(entry["label"], unit, tuple(computed), ramp)
     if aggregate == "share":
         return _stepped(entry["label"], unit, SHARE_BREAKS, ramp)
-    breaks = tuple(entry.get("breaks") or ()) if aggregate in ("mean", "min", "max") else ()
+    breaks = tuple(entry.get("breaks") or ()) if aggregate in ("mean", "min", "max", "ratio") else ()
     return _stepped(entry["label"], unit, breaks, ramp)
 
 

@@ -10,8 +10,8 @@ import pytest
 from ingest.classes import readable_breaks, roundest
 from tileserver.core.dataset import TERRITORY_LEVELS
 from tileserver.core.settings import Settings
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import FeatureQuery
 from tileserver.core.summary import class_counts
 
 

@@ -19,7 +19,7 @@ from ingest.clusters import build_clusters
 from ingest.manifest import load_manifest
 from ingest.summaries import published_catalogue, territory_summaries
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
-from tileserver.core.grid import to_mercator
+from tileserver.core.mercator import to_mercator
 
 MANIFEST = Path(__file__).resolve().parent.parent / "sources" / "local.toml"
 WEST, SOUTH, EAST, NORTH = -4.8, 47.2, -0.8, 48.8

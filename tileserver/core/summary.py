@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tileserver.core.dataset import SCHOOLS
-from tileserver.core.stores.base import FeatureQuery, Snapshot
+from tileserver.core.store import FeatureQuery, Snapshot
 
 SPLIT_TYPES = ("ecole", "college", "lycee")  # the school types a sheet compares one by one
 YES_NO_BREAKS = (0.5,)  # "Non" below, "Oui" above: the two classes of a yes/no indicator
@@ -76,6 +76,8 @@ def summarise(types: Sequence[str | None], values: Sequence[Any], entry: Mapping
     >>> share = {"kind": "boolean", "aggregate": "share"}
     >>> summarise(["ecole", "college", "college"], [True, False, None], share).value
     50.0
+    >>> summarise(["ecole", "college"], [None, None], {"kind": "number", "applies_to": ["college"]}).nc
+    1
     """
     return summarise_groups(np.zeros(len(types), dtype=np.int64), 1, types, values, entry)[0]
 
@@ -97,7 +99,9 @@ def summarise_groups(groups: np.ndarray, n: int, types: Sequence[str | None], va
     for t in SPLIT_TYPES:
         chosen = inside & (kinds == t)
         by_type[t] = grouped(groups[chosen], numbers[chosen], n, how)
-    nc = np.bincount(groups[inside & np.isnan(numbers)], minlength=n)
+    # "non communiqué": schools the indicator applies to (`applies_to` types, else all) with no value
+    applies = np.isin(kinds, list(entry["applies_to"])) if entry.get("applies_to") else np.ones(len(kinds), bool)
+    nc = np.bincount(groups[inside & applies & np.isnan(numbers)], minlength=n)
     classes = _grouped_classes(groups[inside], numbers[inside], n, school_breaks(entry))
     return [IndicatorSummary(total[i], {t: by_type[t][i] for t in SPLIT_TYPES}, int(nc[i]), classes[i].tolist())
             for i in range(n)]
@@ -224,8 +228,12 @@ def _main_codes(groups: np.ndarray, n: int, codes: Sequence[str | None]) -> list
 
 
 def school_entries(catalogue: Sequence[Mapping], fields: Sequence[str]) -> list[Mapping]:
-    """The catalogue's school indicators that the schools carry."""
-    return [e for e in catalogue if e.get("level", SCHOOLS) == SCHOOLS and e["id"] in fields]
+    """The catalogue's school indicators that the schools carry and that add up from their values.
+
+    A ratio is a sum of numerators over a sum of denominators, which the schools' values do not hold.
+    """
+    return [e for e in catalogue if e.get("level", SCHOOLS) == SCHOOLS and e["id"] in fields
+            and e.get("aggregate") != "ratio"]
 
 
 def summarise_territory(snap: Snapshot, level: str, code: str, catalogue: Sequence[Mapping]) -> TerritorySummary:

@@ -19,7 +19,7 @@ from styles.catalogue import title
 from styles.classes import format_number
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
 from tileserver.core.errors import NotFound
-from tileserver.core.stores.base import CollectionInfo, Feature, Snapshot
+from tileserver.core.store import CollectionInfo, Feature, Snapshot
 from tileserver.core.summary import LEVEL_CODES, LEVELS_UP, TerritorySummary, summarise_territory
 from tileserver.web import context
 from tileserver.web.comparison import Block, france, school_rows, territory_themes
@@ -74,8 +74,8 @@ class Sheet:
 def sheet_page(collection: str, fid: str) -> str:
     """A school's or a territory's sheet; `?partial=1` for the map's side panel."""
     snap = context.snapshot()
-    info = next((c for c in snap.collections() if c.id == collection), None)
-    feature = snap.get(collection, fid) if info else None
+    info = snap.collection(collection)
+    feature = snap.get(collection, fid)
     if feature is None:
         raise NotFound(f"no {collection} {fid!r}")
     catalogue, base = snap.catalogue(), context.base_url()
@@ -153,7 +153,7 @@ def _themes(props: Mapping[str, Any], catalogue: Sequence[Mapping], collection: 
     groups: dict[str, list[Row]] = {}
     for entry in catalogue:
         level = entry.get("level", SCHOOLS)
-        if level not in (SCHOOLS, collection):
+        if level not in (SCHOOLS, collection) and entry["id"] not in props:  # rolled up from a finer level
             continue
         aggregated = collection != SCHOOLS and level == SCHOOLS
         label, unit = entry["label"], entry.get("unit", "")
@@ -208,8 +208,8 @@ def add_territory_comparison(sheet: Sheet, snap: Snapshot, level: str, props: Ma
                                                                              catalogue).indicators))
     compared.append(("France", france(catalogue)))
     sheet.blocks = territory_themes(catalogue, compared, props)
-    # indicators published for this level itself (not from schools) are shown as they are
-    sheet.themes = _themes(props, [e for e in catalogue if e.get("level", SCHOOLS) == level], level)
+    # territory indicators (published for this level, or rolled up from a finer one) are shown as they are
+    sheet.themes = _themes(props, [e for e in catalogue if e.get("level", SCHOOLS) != SCHOOLS], level)
 
 
 def add_school_comparison(sheet: Sheet, snap: Snapshot, props: Mapping[str, Any], catalogue: Sequence[Mapping]) -> None:
