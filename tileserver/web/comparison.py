@@ -143,13 +143,22 @@ def value_text(value: float | None, unit: str = "") -> str:
 
 
 def about(entry: Mapping) -> list[Markup]:
-    """The indicator's definition and where it comes from, in the words the catalogue gives."""
+    """The indicator's definition and where it comes from, in the words the catalogue gives.
+
+    >>> about({"description": "Débit mesuré", "producer": "DNE", "vintage": "2024", "source_url": "https://x"})[1]
+    Markup('Source : DNE, millésime 2024, <a href="https://x">jeu de données</a>')
+    >>> about({"vintage": "2024"})
+    [Markup('Millésime 2024')]
+    """
     lines = [Markup("{}").format(entry["description"])] if entry.get("description") else []
     source = [Markup("{}").format(part) for part in source_parts(entry)]
     if entry.get("source_url"):
         source.append(Markup('<a href="{}">jeu de données</a>').format(entry["source_url"]))
-    if source:
+    if entry.get("producer") or entry.get("source_url"):
         lines.append(Markup("Source : ") + Markup(", ").join(source))
+    elif source:  # no producer to name: the vintage or licence alone
+        text = Markup(", ").join(source)
+        lines.append(Markup(text[:1].upper()) + text[1:])
     return lines
 
 
