@@ -356,6 +356,21 @@ def themed_store(tmp_path_factory):
     store.close()
 
 
+@pytest.fixture(scope="session")
+def themed_postgis_store(postgis_template, tmp_path_factory):
+    """A PostGIS store serving `themed.themed_dataset()`, in a database of its own for the session."""
+    from tests.themed import themed_dataset
+
+    name = f"ecarto_test_themed_{os.getpid()}"
+    url = _create_database(name, template=postgis_template)
+    store = open_store(url, Settings(database=url, assets_dir=str(tmp_path_factory.mktemp("themed-assets"))))
+    store.publish(themed_dataset())
+    yield store
+    store.close()
+    with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
+        _drop_database(admin, name)
+
+
 @pytest.fixture
 def themed_app(themed_store):
     """An app over `themed_store`."""

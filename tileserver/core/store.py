@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -124,6 +124,13 @@ class VersionMeta:
         """The indicator catalogue this version was built with (a copy: styles may change it)."""
         return copy.deepcopy(self._meta["catalogue"])
 
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary of each territory of `level` (empty for levels it did not summarise).
+
+        Shared by every request that reads this version: callers read it and never change it.
+        """
+        return self._meta.get("summaries", {}).get(level, {})
+
     def meta(self) -> dict:
         """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
 
@@ -210,12 +217,21 @@ class FeaturePage:
     matched: int | None
 
 
+# The school properties a tile can be limited by, one territory code each (`?code_departement=35`).
+TERRITORY_FILTERS = ("code_commune", "code_epci", "code_departement", "code_academie", "code_region")
+
+
 @dataclass(frozen=True)
 class TileFilter:
-    """Filters applied to schools before clustering (empty tuple = no filter)."""
+    """Filters applied to schools before clustering (empty tuple = no filter).
+
+    `territories` pairs a property of `TERRITORY_FILTERS` with a code, in that order; a school
+    passes when it has every one of them.
+    """
 
     types: tuple[str, ...] = ()
     statuts: tuple[str, ...] = ()
+    territories: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,6 +262,10 @@ class Snapshot(Protocol):
 
     def meta(self) -> dict:
         """Version-wide metadata: cluster zoom, cell count, raster list; shared, so read and never changed."""
+        ...
+
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary (`TerritorySummary.to_dict`) of each territory of a level; shared."""
         ...
 
     def query(self, q: FeatureQuery) -> FeaturePage:
