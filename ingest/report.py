@@ -74,6 +74,7 @@ class Report:
     """Every dataset of one ingest run."""
 
     datasets: dict[str, DatasetReport] = field(default_factory=dict)
+    fingerprint: str = ""  # what the run read (`ingest.manifest.fingerprint`): `--if-changed` compares it
 
     def dataset(self, name: str, file: str) -> DatasetReport:
         """The report of a dataset, created on first use."""
@@ -82,7 +83,7 @@ class Report:
         return self.datasets[name]
 
     def to_dict(self) -> dict:
-        return {"datasets": [d.to_dict() for d in self.datasets.values()]}
+        return {"datasets": [d.to_dict() for d in self.datasets.values()], "fingerprint": self.fingerprint}
 
     def summary(self, show: int = 5) -> str:
         """A human-readable table, with the first rejections of each dataset."""

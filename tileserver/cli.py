@@ -8,10 +8,14 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from tileserver.core.errors import ConfigError, EcartoError
 from tileserver.core.settings import Settings
+
+if TYPE_CHECKING:
+    from ingest.manifest import Manifest
+    from tileserver.core.stores.base import Store
 
 log = logging.getLogger("ecarto")
 
@@ -46,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("ECARTO_CACHE_DIR", "var/cache")),
                         help="where downloads are kept (default var/cache)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ingest.add_argument("--if-changed", action="store_true",
+                        help="do nothing when the published version was made from these very sources and code")
     ingest.set_defaults(run=_ingest)
 
     serve = commands.add_parser("serve", help="serve tiles and features with gunicorn")
@@ -75,6 +81,9 @@ def _ingest(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.sources)
     store = open_store(settings.database, settings)
     try:
+        if args.if_changed and (same := _same_sources(store, manifest)):
+            print(f"{settings.database} already holds version {same} of {manifest.origin}: nothing to ingest")
+            return 0
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
                               progress=not args.no_progress)
     finally:
@@ -82,6 +91,16 @@ def _ingest(args: argparse.Namespace) -> int:
     print(report.summary())
     print(f"published version {version.id} to {settings.database}")
     return 0
+
+
+def _same_sources(store: Store, manifest: Manifest) -> str | None:
+    """The id of the published version if an ingest of `manifest` made it, with today's ingest code."""
+    from ingest.manifest import fingerprint
+
+    versions = store.versions()
+    if versions and versions[0].report.get("fingerprint") == fingerprint(manifest):
+        return versions[0].id
+    return None
 
 
 def _seed(args: argparse.Namespace) -> int:
