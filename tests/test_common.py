@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -90,7 +91,7 @@ def test_items_limit_follows_the_settings(geopackage_store):
 def test_doctests(module):
     import importlib
 
-    assert doctest.testmod(importlib.import_module(f"tileserver.{module}")).failed == 0
+    assert doctest.testmod(importlib.import_module(f"tileserver.web.{module}")).failed == 0
 
 
 def test_the_openapi_media_type_with_its_version_is_served(empty_client):
@@ -98,3 +99,15 @@ def test_the_openapi_media_type_with_its_version_is_served(empty_client):
     response = empty_client.get("/api", headers={"Accept": "application/vnd.oai.openapi+json;version=3.0"})
     assert response.status_code == 200
     assert response.get_json()["openapi"].startswith("3.0")
+
+
+def test_the_landing_page_links_every_resource_and_each_link_answers(themed_app):
+    client = themed_app.test_client()
+    html = client.get("/?f=html").get_data(as_text=True)
+    paths = {urlsplit(href).path for href in re.findall(r'href="([^"]+)"', html)}
+    fixed = {r.rule for r in themed_app.url_map.iter_rules() if "<" not in r.rule and "GET" in r.methods}
+    assert fixed <= paths, fixed - paths
+    tilejson = [p for p in paths if p.startswith("/tiles/") and p.endswith(".json")]
+    assert tilejson and "etablissements" in tilejson[0]
+    for path in paths - {"/"}:
+        assert client.get(path).status_code == 200, path

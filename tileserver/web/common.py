@@ -36,7 +36,10 @@ API_FORMATS = {"json": MediaType.OPENAPI, "html": MediaType.HTML}
 def landing() -> Response:
     """Where a client starts: links to the API description, conformance and data."""
     fmt = _format(JSON_OR_HTML)
-    body = {"title": TITLE, "description": DESCRIPTION, "links": landing_links(context.base_url(), fmt)}
+    snap = context.store().current()
+    layers = [c.id for c in snap.collections()] if snap else []
+    links = landing_links(context.base_url(), fmt) + resource_links(context.base_url(), layers)
+    body = {"title": TITLE, "description": DESCRIPTION, "links": links}
     return pages.page("landing.html", body, title=TITLE) if fmt == "html" else jsonify(body)
 
 
@@ -82,9 +85,33 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/conformance?f=html", "conformance", MediaType.HTML, "Conformance classes as HTML"),
         (f"{base}/collections", "data", MediaType.JSON, "Collections"),
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
-        (f"{base}/map", "related", MediaType.HTML, "La carte"),
     ]
     return [{"href": href, "rel": rel, "type": str(media), "title": title} for href, rel, media, title in entries]
+
+
+# Every other resource, by the endpoint that serves it: linked only when this app has it.
+RESOURCES = (
+    ("maps.map_page", "/map", MediaType.HTML, "La carte"),
+    ("maps.embed_page", "/embed", MediaType.HTML, "Intégrer la carte dans un autre site"),
+    ("styles.styles_list", "/styles", MediaType.JSON, "Styles MapLibre, un par thème"),
+    ("tiles.tile_matrix_sets", "/tileMatrixSets", MediaType.JSON, "Grilles de tuiles (OGC API - Tiles)"),
+    ("raster.rasters", "/raster", MediaType.JSON, "Couches raster : densités et indicateurs lissés"),
+    ("qgis.project", "/qgis/project.qgs", MediaType.QGS, "Projet QGIS de toutes les couches"),
+    ("indicators.indicators", "/indicators", MediaType.JSON, "Le catalogue des indicateurs"),
+    ("versions.versions", "/versions", MediaType.JSON, "Versions publiées et rapports d'ingestion"),
+    ("versions.health", "/health", MediaType.JSON, "État du service"),
+)
+
+
+def resource_links(base: str, layers: list[str]) -> list[dict[str, str]]:
+    """Links to the map, styles, rasters, QGIS, versions... and the TileJSON of every published layer."""
+    served = {rule.endpoint for rule in current_app.url_map.iter_rules()}
+    links = [{"href": f"{base}{path}", "rel": "related", "type": str(media), "title": title}
+             for endpoint, path, media, title in RESOURCES if endpoint in served]
+    if layers and "tiles.tilejson" in served:
+        links.append({"href": f"{base}/tiles/{','.join(layers)}.json", "rel": "related", "type": str(MediaType.JSON),
+                      "title": "Tuiles vectorielles de toutes les couches (TileJSON)"})
+    return links
 
 
 def _format(offered: dict[str, str]) -> str:
