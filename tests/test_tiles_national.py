@@ -18,7 +18,7 @@ from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.core.stores.base import TileFilter
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.national]
 
 
 
