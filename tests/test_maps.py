@@ -1,8 +1,11 @@
-"""The map and embed pages, and MapLibre served from node_modules (never from a CDN)."""
+"""The map and embed pages, and MapLibre served from the package's vendored copy (never from a CDN)."""
 
 from __future__ import annotations
 
 import re
+
+from tests.conftest import REPO
+from tileserver.web.maps import MAPLIBRE_DIST, VENDOR_FILES
 
 
 def test_the_map_page_loads_maplibre_from_this_server(themed_app):
@@ -20,7 +23,7 @@ def test_the_embedded_map_has_no_controls(themed_app):
     assert 'id="panel"' not in html and 'class="embed"' in html and 'id="legend"' in html
 
 
-def test_maplibre_module_and_worker_are_served_from_node_modules(themed_app):
+def test_maplibre_module_and_worker_are_served_from_the_package(themed_app):
     client = themed_app.test_client()
     with client.get("/static/vendor/maplibre-gl/maplibre-gl.mjs") as module:
         assert module.status_code == 200 and module.mimetype == "text/javascript"
@@ -29,6 +32,8 @@ def test_maplibre_module_and_worker_are_served_from_node_modules(themed_app):
         assert worker.status_code == 200
     with client.get("/static/vendor/maplibre-gl/maplibre-gl.css") as css:
         assert css.mimetype == "text/css"
+    with client.get("/static/vendor/maplibre-gl/LICENSE.txt") as licence:  # BSD-3-Clause: shipped with its files
+        assert b"MapLibre contributors" in licence.data
     assert client.get("/static/vendor/maplibre-gl/package.json").status_code == 404
     assert client.get("/static/vendor/maplibre-gl/..%2F..%2Fpackage.json").status_code == 404
 
@@ -46,3 +51,12 @@ def test_the_embed_page_gives_snippets_with_absolute_urls(themed_app):
     assert "https://carto.example.org/tiles/communes.json" in html
     assert "OpenLayers" in html and "Leaflet" in html
     assert 'href="https://carto.example.org/qgis/connectivite.qlr"' in html
+
+
+def test_the_vendored_maplibre_is_the_one_package_json_installs():
+    """After upgrading maplibre-gl with npm, `make vendor` copies the new files into the package."""
+    npm = REPO / "node_modules" / "maplibre-gl"
+    assert npm.is_dir(), "run `npm install` (make test does)"
+    for name in VENDOR_FILES:
+        source = npm / ("LICENSE.txt" if name == "LICENSE.txt" else f"dist/{name}")
+        assert (MAPLIBRE_DIST / name).read_bytes() == source.read_bytes(), f"{name} differs: run `make vendor`"

@@ -34,6 +34,16 @@ try {
 }
 process.stdout.write(JSON.stringify(report));
 
+// Runs `action`, then resolves with the detail of the next `ecarto:NAME` event the page dispatches
+// (map.js announces finished work so the walk waits for it, never for a fixed delay).
+async function after(page, name, action) {
+  await page.evaluate((type) => {
+    window.ecartoNext = new Promise((resolve) => document.addEventListener(type, (e) => resolve(e.detail), { once: true }));
+  }, `ecarto:${name}`);
+  await action();
+  return page.evaluate(() => window.ecartoNext);
+}
+
 // Resolves once `layer` is in the style and a repaint found every tile loaded and placed.
 async function idle(page, layer) {
   await page.waitForFunction((id) => window.ecartoMap?.getLayer(id), layer, { timeout: 30000 });
@@ -105,15 +115,13 @@ async function run(page) {
   });
   report.steps.click = { target };
   if (target) {
-    await page.mouse.click(target.x, target.y);
-    await page.waitForSelector('#sheet:not([hidden]) .fiche', { timeout: 10000 });
+    await after(page, 'sheet', () => page.mouse.click(target.x, target.y));
     report.steps.click.sheet = await page.textContent('#sheet');
     report.steps.click.hash = await page.evaluate(() => location.hash);
     report.steps.click.screenshot = await shot(page, '4-school-sheet');
   }
 
-  await page.click('#type input[value="ecole"]');
-  await page.waitForTimeout(300);
+  await page.click('#type input[value="ecole"]'); // its handler marks the school tiles for reload at once
   await idle(page, 'etablissements-points');
   report.steps.filter = await page.evaluate(() => {
     const features = window.ecartoMap.queryRenderedFeatures({ layers: ['etablissements-points'] });
@@ -121,11 +129,9 @@ async function run(page) {
   });
   report.steps.filter.screenshot = await shot(page, '5-filter-no-ecole');
 
-  await page.fill('#q', 'Rennes');
-  await page.waitForSelector('#results li button', { timeout: 10000 });
+  await after(page, 'search-results', () => page.fill('#q', 'Rennes'));
   report.steps.search = { results: await page.$$eval('#results li', (items) => items.map((i) => i.textContent)) };
-  await page.click('#results li button');
-  await page.waitForFunction(() => location.hash.includes('fiche=communes/'), null, { timeout: 10000 });
+  await after(page, 'sheet', () => page.click('#results li button'));
   await idle(page, 'communes-fill');
   report.steps.search.hash = await page.evaluate(() => location.hash);
   report.steps.search.sheet = await page.textContent('#sheet');
@@ -142,8 +148,8 @@ async function run(page) {
     sheet: await page.isVisible('#sheet .fiche'),
   };
 
-  await page.fill('#q', 'cesson-SEVIGNE'); // Cesson-Sévigné, in neither its case nor its accents
-  await page.waitForSelector('#results li', { timeout: 10000 });
+  // Cesson-Sévigné, in neither its case nor its accents
+  await after(page, 'search-results', () => page.fill('#q', 'cesson-SEVIGNE'));
   report.steps.folded = { results: await page.$$eval('#results li', (items) => items.map((i) => i.textContent)) };
   report.steps.folded.screenshot = await shot(page, '6b-search-folded');
 }

@@ -233,12 +233,19 @@ async function openSheet(collection, id) {
   const response = await fetch(`${ROOT}/fiche/${collection}/${encodeURIComponent(id)}?partial=1`);
   if (!response.ok) {
     status(`Fiche introuvable : ${collection} ${id}`);
+    announce('sheet', { collection, id, found: false });
     return;
   }
   $('#sheet-body').innerHTML = await response.text();
   $('#sheet').hidden = false;
   state.fiche = `${collection}/${id}`;
   writeState();
+  announce('sheet', { collection, id, found: true });
+}
+
+// Tells scripts embedding or testing the page that something finished (they wait for it, not for a delay).
+function announce(name, detail) {
+  document.dispatchEvent(new CustomEvent(`ecarto:${name}`, { detail }));
 }
 
 function closeSheet() {
@@ -298,6 +305,7 @@ function showResults(results) {
   });
   if (!items.length) items.push(Object.assign(document.createElement('li'), { textContent: 'Aucun résultat' }));
   $('#results').replaceChildren(...items);
+  announce('search-results', { count: results.length });
 }
 
 function goTo(collection, feature) {
