@@ -5,6 +5,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SOURCES ?= sample
+PORT ?= 8000
 MANIFEST_sample := sources/sample.toml
 MANIFEST_national := sources/local.toml
 MANIFEST_official := ingest/sources.toml
@@ -38,13 +39,13 @@ system:
 # Ingest only when the published version was not made from these sources and this ingest code.
 run: setup
 	$(BIN)/ecarto ingest --sources $(MANIFEST) --if-changed
-	$(BIN)/ecarto serve --bind 127.0.0.1:8000
+	$(BIN)/ecarto serve --bind 127.0.0.1:$(PORT)
 
 ingest: setup
 	$(BIN)/ecarto ingest --sources $(MANIFEST)
 
 serve: setup
-	$(BIN)/ecarto serve --bind 127.0.0.1:8000
+	$(BIN)/ecarto serve --bind 127.0.0.1:$(PORT)
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
@@ -52,7 +53,7 @@ lint: $(VENV)/.installed-test
 test: system $(VENV)/.installed-test node_modules/.installed lint
 	$(BIN)/pytest -q --durations=30
 
-test-fast: $(VENV)/.installed-test lint
+test-fast: $(VENV)/.installed-test node_modules/.installed lint
 	$(BIN)/pytest -q -m '$(FAST)' -p no:cacheprovider
 
 bench: system $(VENV)/.installed-test node_modules/.installed
