@@ -21,13 +21,14 @@ from ingest import indicators as ind
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest, fingerprint
-from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator
+from ingest.pyramid import BANDS, ZOOM_RANGES, generalise
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
 from ingest.schools import Schools, read_schools
 from ingest.territories import Territories, derive_academies, read_epci, read_territories
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
-from tileserver.core.stores.base import Store, VersionInfo
+from tileserver.core.mercator import geometries_to_mercator
+from tileserver.core.store import Store, VersionInfo
 
 log = logging.getLogger("ecarto.ingest")
 
@@ -239,7 +240,7 @@ def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np
         fields += [Field(i.id, _school_type(i), i.label, i.unit, i.theme, i.description) for i in table[2]]
     minzoom, maxzoom = ZOOM_RANGES[terr.level]
     title, description = TITLES[terr.level]
-    generalised = generalise(to_mercator(terr.geometries), BANDS[terr.level], report=report)
+    generalised = generalise(geometries_to_mercator(terr.geometries), BANDS[terr.level], report=report)
     return Layer(terr.level, title, description, "MultiPolygon", "code", fields, list(terr.codes), columns,
                  terr.geometries, minzoom, maxzoom, generalised)
 
@@ -247,7 +248,7 @@ def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np
 def school_clusters(schools: Schools, values: Mapping[str, np.ndarray | list],
                     indicators: Sequence[Indicator], maxzoom: int) -> Clusters:
     """Clusters of the low zooms, with sums of every numeric school indicator."""
-    x, y = shapely.get_coordinates(to_mercator(shapely.points(schools.lon, schools.lat))).T
+    x, y = shapely.get_coordinates(geometries_to_mercator(shapely.points(schools.lon, schools.lat))).T
     numeric = {i.id: np.asarray(values[i.id], dtype=float) for i in indicators
                if i.level == SCHOOLS and i.kind != "category"}
     statuts = [s or "inconnu" for s in schools.columns["statut"]]

@@ -15,8 +15,8 @@ from tileserver.core.dataset import COLLECTIONS, SCHOOLS
 from tileserver.core.grid import Tile
 from tileserver.core.seed import candidates, feature_boxes
 from tileserver.core.settings import Settings
+from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import TileFilter
 
 pytestmark = [pytest.mark.slow, pytest.mark.national]
 

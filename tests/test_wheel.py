@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -30,7 +31,10 @@ STARTUP_SECONDS = 60
 def venv(tmp_path_factory) -> Path:
     """A venv holding the freshly built wheel and nothing else of this checkout."""
     root = tmp_path_factory.mktemp("wheel")
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(REPO)])
+    # from a copy: pip builds in the tree, and a stale build/ there would ship modules deleted since
+    source = shutil.copytree(REPO, root / "source", symlinks=True,
+                             ignore=shutil.ignore_patterns(".*", "node_modules", "var", "build", "*.egg-info"))
+    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(root / "dist"), str(source)])
     (wheel,) = (root / "dist").glob("ecarto_server-*.whl")
     run([sys.executable, "-m", "venv", "--without-pip", str(root / "venv")])
     python = root / "venv" / "bin" / "python"

@@ -16,7 +16,7 @@ from tileserver.core.settings import Settings
 
 if TYPE_CHECKING:
     from ingest.manifest import Manifest
-    from tileserver.core.stores.base import Store
+    from tileserver.core.store import Store
 
 log = logging.getLogger("ecarto")
 

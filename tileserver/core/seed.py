@@ -22,8 +22,9 @@ from pmtiles.writer import Writer
 
 from tileserver.core import tilesets
 from tileserver.core.errors import BadRequest
-from tileserver.core.grid import ORIGIN, Tile, tile_size, to_mercator
-from tileserver.core.stores.base import CollectionInfo, FeatureQuery, Snapshot, TileFilter
+from tileserver.core.grid import Tile, tile_size
+from tileserver.core.mercator import ORIGIN, to_mercator
+from tileserver.core.store import CollectionInfo, FeatureQuery, Snapshot, TileFilter
 
 log = logging.getLogger("ecarto.seed")
 _BATCH = 4096  # tiles handed to the thread pool at once

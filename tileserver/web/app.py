@@ -11,8 +11,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
+from tileserver.core.store import Store
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import Store
 from tileserver.web.cache import TileCache
 from tileserver.web.shortcut import ERROR, TileShortcut
 

@@ -21,7 +21,7 @@ from werkzeug.http import parse_accept_header, parse_etags
 from tileserver.core.dataset import SCHOOLS
 from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import Snapshot, TileFilter
+from tileserver.core.store import Snapshot, TileFilter
 
 GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
 

@@ -10,6 +10,7 @@ import sys
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
 from tileserver.web import context, openapi, pages, params
 
@@ -86,7 +87,7 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/collections", "data", MediaType.JSON, "Collections"),
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
     ]
-    return [{"href": href, "rel": rel, "type": str(media), "title": title} for href, rel, media, title in entries]
+    return [link(*entry) for entry in entries]
 
 
 # Every other resource, by the endpoint that serves it: linked only when this app has it.
@@ -106,11 +107,11 @@ RESOURCES = (
 def resource_links(base: str, layers: list[str]) -> list[dict[str, str]]:
     """Links to the map, styles, rasters, QGIS, versions... and the TileJSON of every published layer."""
     served = {rule.endpoint for rule in current_app.url_map.iter_rules()}
-    links = [{"href": f"{base}{path}", "rel": "related", "type": str(media), "title": title}
+    links = [link(f"{base}{path}", "related", media, title)
              for endpoint, path, media, title in RESOURCES if endpoint in served]
     if layers and "tiles.tilejson" in served:
-        links.append({"href": f"{base}/tiles/{','.join(layers)}.json", "rel": "related", "type": str(MediaType.JSON),
-                      "title": "Tuiles vectorielles de toutes les couches (TileJSON)"})
+        links.append(link(f"{base}/tiles/{','.join(layers)}.json", "related", MediaType.JSON,
+                          "Tuiles vectorielles de toutes les couches (TileJSON)"))
     return links
 
 

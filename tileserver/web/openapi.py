@@ -11,7 +11,7 @@ from typing import Any
 from tileserver.core import crs
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
 
 Schema = dict[str, Any]
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import Store, TileFilter
+from tileserver.core.store import Store, TileFilter
 from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
 from tileserver.web.tiles import parse_layers, parse_tile
 
