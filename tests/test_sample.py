@@ -36,3 +36,12 @@ def test_the_fingerprint_changes_with_a_source_file_and_the_manifest(tmp_path):
     second = fingerprint(load_manifest(manifest))
     manifest.write_text("surfaces = false\n" + SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
     assert len({first, second, fingerprint(load_manifest(manifest))}) == 3
+
+
+def test_postgis_keeps_the_fingerprint_too(tmp_path, postgis_url, capsys):
+    (tmp_path / "sample").symlink_to(SAMPLE.parent / "sample")
+    manifest = tmp_path / "sample.toml"
+    manifest.write_text("surfaces = false\n" + SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    ingested = ingest_into(postgis_url, tmp_path / "cache", manifest)
+    assert main(["-q", "ingest", "--sources", str(manifest), "--database", postgis_url, "--if-changed"]) == 0
+    assert f"already holds version {ingested.version.id}" in capsys.readouterr().out

@@ -109,12 +109,12 @@ def _ingest(args: argparse.Namespace) -> int:
 
 
 def _same_sources(store: Store, manifest: Manifest) -> str | None:
-    """The id of the published version if an ingest of `manifest` made it, with today's ingest code."""
+    """The id of the served version if an ingest of `manifest` made it, with today's ingest code."""
     from ingest.manifest import fingerprint
 
-    versions = store.versions()
-    if versions and versions[0].report.get("fingerprint") == fingerprint(manifest):
-        return versions[0].id
+    served = store.current()
+    if served is not None and served.version.report.get("fingerprint") == fingerprint(manifest):
+        return served.version.id
     return None
 
 
