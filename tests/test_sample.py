@@ -21,7 +21,7 @@ def test_the_sample_ingests_with_only_the_rejections_the_readme_explains(tmp_pat
     rejected = {name: d["rejected"] for name, d in datasets.items() if name not in ("etablissements",
                                                                                    "indicateurs: eleves")}
     assert set(rejected.values()) == {0}, rejected
-    assert datasets["indicateurs: ips"]["loaded"] == 109
+    assert datasets["indicateurs: ips_colleges"]["loaded"] == 109
     assert main(["-q", "ingest", "--sources", str(SAMPLE), "--database", ingested.url, "--if-changed"]) == 0
     assert f"already holds version {ingested.version.id}" in capsys.readouterr().out
 

@@ -63,9 +63,21 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("ECARTO_CACHE_DIR", "var/cache")),
                         help="where downloads are kept (ECARTO_CACHE_DIR)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ingest.add_argument("--allow-partial", action="store_true",
+                        help="publish even when a main indicator is lost (the version says `partial`)")
     ingest.add_argument("--if-changed", action="store_true",
                         help="do nothing when the published version was made from these very sources and code")
     ingest.set_defaults(run=_ingest)
+
+    sources = commands.add_parser("sources", help="the sources manifest", formatter_class=DefaultsHelp)
+    check = sources.add_subparsers(dest="action", required=True).add_parser(
+        "check", help="fetch the head of every source and check the columns the manifest needs",
+        formatter_class=DefaultsHelp)
+    check.add_argument("--sources", type=Path, default=default_manifest_path(),
+                       help="sources manifest (TOML); the default is the official sources")
+    check.add_argument("--mirror", default=os.environ.get("ECARTO_MIRROR"),
+                       help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
+    check.set_defaults(run=_check)
 
     serve = commands.add_parser("serve", help="serve tiles and features with gunicorn", formatter_class=DefaultsHelp)
     serve.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
@@ -100,11 +112,12 @@ def _ingest(args: argparse.Namespace) -> int:
             print(f"{settings.database} already holds version {same} of {manifest.origin}: nothing to ingest")
             return 0
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, allow_partial=args.allow_partial)
     finally:
         store.close()
     print(report.summary())
-    print(f"published version {version.id} to {settings.database}")
+    partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
+    print(f"published version {version.id} to {settings.database}{partial}")
     return 0
 
 
@@ -116,6 +129,20 @@ def _same_sources(store: Store, manifest: Manifest) -> str | None:
     if served is not None and served.version.report.get("fingerprint") == fingerprint(manifest):
         return served.version.id
     return None
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ingest.check import check_sources
+    from ingest.manifest import load_manifest
+
+    results = check_sources(load_manifest(args.sources), mirror=args.mirror)
+    for result in results:
+        print(result.summary())
+    failing = [r.name for r in results if r.fatal]
+    if failing:
+        print(f"ecarto sources check: an ingest would fail or lose a main indicator: {', '.join(failing)}",
+              file=sys.stderr)
+    return 1 if failing else 0
 
 
 def _seed(args: argparse.Namespace) -> int:

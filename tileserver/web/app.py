@@ -27,6 +27,7 @@ BLUEPRINTS = (
     "tileserver.web.tiles",
     "tileserver.web.raster",
     "tileserver.web.versions",
+    "tileserver.web.indicators",
     "tileserver.web.styles",
     "tileserver.web.maps",
     "tileserver.web.sheets",

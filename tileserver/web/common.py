@@ -86,6 +86,8 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/conformance?f=html", "conformance", MediaType.HTML, "Conformance classes as HTML"),
         (f"{base}/collections", "data", MediaType.JSON, "Collections"),
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
+        (f"{base}/indicators", "describedby", MediaType.JSON, "Indicator catalogue: sources, licences, vintages"),
+        (f"{base}/indicators?f=html", "describedby", MediaType.HTML, "Les indicateurs, leurs sources et millésimes"),
     ]
     return [link(*entry) for entry in entries]
 
@@ -98,7 +100,6 @@ RESOURCES = (
     ("tiles.tile_matrix_sets", "/tileMatrixSets", MediaType.JSON, "Grilles de tuiles (OGC API - Tiles)"),
     ("raster.rasters", "/raster", MediaType.JSON, "Couches raster : densités et indicateurs lissés"),
     ("qgis.project", "/qgis/project.qgs", MediaType.QGS, "Projet QGIS de toutes les couches"),
-    ("indicators.indicators", "/indicators", MediaType.JSON, "Le catalogue des indicateurs"),
     ("versions.versions", "/versions", MediaType.JSON, "Versions publiées et rapports d'ingestion"),
     ("versions.health", "/health", MediaType.JSON, "État du service"),
 )

@@ -6,7 +6,7 @@ HTML or CSV; a page of items streams from the store's cursor to the client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, islice
@@ -95,8 +95,9 @@ def collection(cid: str) -> Response:
 def queryables(cid: str) -> Response:
     """The properties a filter may use, as a JSON Schema."""
     fmt = _format(("f",), SCHEMA_OR_HTML)
-    info = context.snapshot().collection(cid)
-    body = queryables_document(info)
+    snap = context.snapshot()
+    info = snap.collection(cid)
+    body = queryables_document(info, snap.catalogue())
     if fmt == "html":
         crumbs = [*pages.collection_crumbs(info), ("", "Queryables")]
         return pages.page("queryables.html", body, title=f"{info.title}: queryables", crumbs=crumbs, collection=info.id)
@@ -267,8 +268,13 @@ def collection_document(info: CollectionInfo, fmt: str = "json") -> dict[str, An
     }
 
 
-def queryables_document(info: CollectionInfo) -> dict[str, Any]:
-    """The collection's queryables as a JSON Schema: the geometry, then each property."""
+def queryables_document(info: CollectionInfo, catalogue: Sequence[Mapping] = ()) -> dict[str, Any]:
+    """The collection's queryables as a JSON Schema: the geometry, then each property.
+
+    An indicator's property also says where it comes from (`x-ecarto-producer`, `-source-url`,
+    `-licence`, `-vintage`, ...), as `/indicators` does.
+    """
+    indicators = {entry["id"]: entry for entry in catalogue}
     types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
     properties: dict[str, Any] = {
         "geometry": {"title": "Geometry", "format": f"geometry-{info.geometry_type.lower()}"},
@@ -280,6 +286,8 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
             schema["description"] = field.description
         if field.unit:
             schema["x-ogc-unit"] = field.unit
+        if field.name in indicators:
+            schema.update(indicator_annotations(indicators[field.name]))
         properties[field.name] = schema
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -289,6 +297,17 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
         "properties": properties,
         "additionalProperties": False,
     }
+
+
+def indicator_annotations(entry: Mapping) -> dict[str, Any]:
+    """The catalogue metadata of an indicator, as `x-ecarto-*` keywords of its property schema.
+
+    >>> indicator_annotations({"id": "ftth", "producer": "Arcep", "vintage": "2025-09-30"})
+    {'x-ecarto-indicator': 'ftth', 'x-ecarto-producer': 'Arcep', 'x-ecarto-vintage': '2025-09-30'}
+    """
+    keys = ("theme", "producer", "source_url", "licence", "vintage", "main")
+    found = {f"x-ecarto-{key.replace('_', '-')}": entry[key] for key in keys if entry.get(key) not in (None, "")}
+    return {"x-ecarto-indicator": entry["id"], **found}
 
 
 def _format(allowed: tuple[str, ...], offered: dict[str, str]) -> str:

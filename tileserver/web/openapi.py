@@ -92,6 +92,9 @@ def _common_paths() -> Schema:
         "/versions": _op("Published data versions", "getVersions", [],
                          {"200": _response("Versions with ingest reports", {MediaType.JSON: {"type": "object"}})},
                          "Common"),
+        "/indicators": _op("Indicator catalogue", "getIndicators", [_f("json", "html")],
+                           _json_html("Each indicator's definition, unit, levels, producer, source, licence "
+                                      "and vintage", {"type": "object"}), "Common"),
         "/health": _op("Health", "getHealth", [],
                        {"200": _response("A version is served", {MediaType.JSON: {"type": "object"}})}, "Common"),
     }
