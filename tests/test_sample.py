@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 from ingest.manifest import fingerprint, load_manifest
 from tests.conftest import REPO, ingest_into
@@ -11,8 +12,17 @@ from tileserver.cli import main
 SAMPLE = REPO / "sources" / "sample.toml"
 
 
+def without_surfaces(folder: Path) -> Path:
+    """The sample's manifest with `surfaces = false` (the rasters are most of its ingest time), in `folder`."""
+    (folder / "sample").symlink_to(SAMPLE.parent / "sample")
+    manifest = folder / "sample.toml"
+    manifest.write_text("surfaces = false\n" + SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    return manifest
+
+
 def test_the_sample_ingests_with_only_the_rejections_the_readme_explains(tmp_path, capsys):
-    ingested = ingest_into(str(tmp_path / "ecarto.gpkg"), tmp_path / "cache", SAMPLE)
+    manifest = without_surfaces(tmp_path)
+    ingested = ingest_into(str(tmp_path / "ecarto.gpkg"), tmp_path / "cache", manifest)
     datasets = {d["name"]: d for d in ingested.report.to_dict()["datasets"]}
     assert datasets["etablissements"]["loaded"] == 993
     for name in ("etablissements", "indicateurs: eleves"):
@@ -22,7 +32,7 @@ def test_the_sample_ingests_with_only_the_rejections_the_readme_explains(tmp_pat
                                                                                    "indicateurs: eleves")}
     assert set(rejected.values()) == {0}, rejected
     assert datasets["indicateurs: ips_colleges"]["loaded"] == 109
-    assert main(["-q", "ingest", "--sources", str(SAMPLE), "--database", ingested.url, "--if-changed"]) == 0
+    assert main(["-q", "ingest", "--sources", str(manifest), "--database", ingested.url, "--if-changed"]) == 0
     assert f"already holds version {ingested.version.id}" in capsys.readouterr().out
 
 
@@ -39,9 +49,7 @@ def test_the_fingerprint_changes_with_a_source_file_and_the_manifest(tmp_path):
 
 
 def test_postgis_keeps_the_fingerprint_too(tmp_path, postgis_url, capsys):
-    (tmp_path / "sample").symlink_to(SAMPLE.parent / "sample")
-    manifest = tmp_path / "sample.toml"
-    manifest.write_text("surfaces = false\n" + SAMPLE.read_text(encoding="utf-8"), encoding="utf-8")
+    manifest = without_surfaces(tmp_path)
     ingested = ingest_into(postgis_url, tmp_path / "cache", manifest)
     assert main(["-q", "ingest", "--sources", str(manifest), "--database", postgis_url, "--if-changed"]) == 0
     assert f"already holds version {ingested.version.id}" in capsys.readouterr().out
