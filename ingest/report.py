@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tileserver.core.provenance import source_name
+
 MAX_LISTED = 1000  # rejections kept per dataset; the count stays exact beyond it
 
 
@@ -93,9 +95,9 @@ class Report:
         self.missing.extend({"id": i.id, "main": i.main, "reason": reason} for i in indicators)
 
     def dataset(self, name: str, file: str) -> DatasetReport:
-        """The report of a dataset, created on first use."""
+        """The report of a dataset, created on first use; `file` is kept as its URL or bare name (it is public)."""
         if name not in self.datasets:
-            self.datasets[name] = DatasetReport(name, file)
+            self.datasets[name] = DatasetReport(name, source_name(file))
         return self.datasets[name]
 
     def to_dict(self) -> dict:

@@ -1,5 +1,6 @@
 // Loads /map once in headless Chromium and prints, as JSON, what went wrong and what was drawn:
-// console errors, failed or refused requests, rendered features per layer once the map is idle.
+// console errors, failed or refused requests, rendered features per layer once the page says
+// `ecarto:ready` (its first style applied and every tile of the view drawn: see map.js).
 // Usage: node tests/browser/loads.mjs BASE_URL   (tests/test_wheel.py: the map of an installed wheel)
 import { chromium } from 'playwright-core';
 
@@ -16,17 +17,16 @@ try {
   page.on('response', (response) => {
     if (response.status() >= 400) report.errors.push(`${response.status()} ${response.url()}`);
   });
+  await page.addInitScript(() => {
+    window.ecartoReady = new Promise((resolve) => document.addEventListener('ecarto:ready', resolve, { once: true }));
+  });
   await page.goto(`${base}/map#map=8/48.1/-1.7`);
-  await page.waitForFunction(() => window.ecartoMap?.getLayer('etablissements-clusters'), null, { timeout: 60000 });
-  report.counts = await page.evaluate(() => new Promise((resolve) => {
-    const map = window.ecartoMap;
-    map.once('idle', () => {
-      const counts = {};
-      for (const f of map.queryRenderedFeatures()) counts[f.layer.id] = (counts[f.layer.id] || 0) + 1;
-      resolve(counts);
-    });
-    map.triggerRepaint();
-  }));
+  report.counts = await page.evaluate(async () => {
+    await window.ecartoReady;
+    const counts = {};
+    for (const f of window.ecartoMap.queryRenderedFeatures()) counts[f.layer.id] = (counts[f.layer.id] || 0) + 1;
+    return counts;
+  });
 } finally {
   await browser.close();
 }

@@ -12,6 +12,7 @@ import copy
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shapely.geometry.base import BaseGeometry
@@ -252,6 +253,11 @@ class Store(Protocol):
 
     def publish(self, dataset: Dataset) -> VersionInfo:
         """Write a new version and make it current in one atomic step."""
+        ...
+
+    def check_publish(self) -> Path:
+        """Fail now, naming the store, if a version could not be published to it; else the folder for
+        an ingest's scratch files, beside the store (a wrong URL then costs seconds, not a whole ingest)."""
         ...
 
     def current(self) -> Snapshot | None:

@@ -96,6 +96,7 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
 RESOURCES = (
     ("maps.map_page", "/map", MediaType.HTML, "La carte"),
     ("maps.embed_page", "/embed", MediaType.HTML, "Intégrer la carte dans un autre site"),
+    ("maps.label_tilejson", "/map/labels.json", MediaType.JSON, "Tuiles des noms des territoires (TileJSON)"),
     ("styles.styles_list", "/styles", MediaType.JSON, "Styles MapLibre, un par thème"),
     ("tiles.tile_matrix_sets", "/tileMatrixSets", MediaType.JSON, "Grilles de tuiles (OGC API - Tiles)"),
     ("raster.rasters", "/raster", MediaType.JSON, "Couches raster : densités et indicateurs lissés"),

@@ -54,7 +54,7 @@ class GeoPackageSnapshot(VersionMeta):
             VersionMeta.__init__(self, meta)
         except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
             conn.close()
-            raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
+            raise Unavailable(f"not an eCarto GeoPackage: {e}") from e
         link = layout.version_file(path, self.version.id)
         self._file = link if os.path.exists(link) else path
         self._local = threading.local()
