@@ -25,6 +25,7 @@ MAX_BODY_BYTES = 64 * 1024  # no route reads a body; werkzeug refuses a bigger o
 BLUEPRINTS = (
     "tileserver.web.common",
     "tileserver.web.features",
+    "tileserver.web.search",
     "tileserver.web.tiles",
     "tileserver.web.raster",
     "tileserver.web.versions",

@@ -97,6 +97,13 @@ def _common_paths() -> Schema:
                                       "and vintage", {"type": "object"}), "Common"),
         "/health": _op("Health", "getHealth", [],
                        {"200": _response("A version is served", {MediaType.JSON: {"type": "object"}})}, "Common"),
+        "/search": _op("Schools and territories by name, best first (the map's search box)", "search", [
+            _query("q", {"type": "string", "minLength": 2, "maxLength": 100},
+                   "What was typed: comma-separated terms, compared without case, accents or punctuation",
+                   required=True),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 8}, "Results at most")],
+            {"200": _response("Matches, best first: whole name, start, start of a word, anywhere; territories "
+                              "before schools, larger first", {MediaType.JSON: _ref("searchResults")})}, "Common"),
     }
 
 
@@ -122,6 +129,11 @@ def _feature_parameters(properties: list[str], settings: Settings) -> list[Schem
                "Properties to sort by, prefixed by - for descending"),
         _query("properties", {"type": "array", "items": {"type": "string", "enum": properties} if properties
                               else {"type": "string"}}, "Properties to return"),
+        _query("q", {"type": "array", "items": {"type": "string"}},
+               "Text search (OGC API - Features - Part 9): comma-separated terms, any of which may match; the words "
+               "of a term in that order. Names (and a school's commune) are compared without case, accents or "
+               "punctuation. Without sortby, the best matches come first: whole name, start, start of a word, "
+               "anywhere, then larger features first"),
     ]
 
 
@@ -301,7 +313,13 @@ def _schemas() -> Schema:
         "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"}, "links": links,
         "extent": extent, "itemType": {"type": "string"}, "crs": {"type": "array", "items": {"type": "string"}},
         "storageCrs": {"type": "string"}}}
+    result = {"type": "object", "required": ["collection", "id", "name", "label", "bbox", "href"], "properties": {
+        "collection": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"},
+        "label": {"type": "string"}, "href": {"type": "string"},
+        "bbox": {"type": "array", "nullable": True, "minItems": 4, "maxItems": 4, "items": {"type": "number"}}}}
     return {
+        "searchResults": {"type": "object", "required": ["query", "results"], "properties": {
+            "query": {"type": "string"}, "results": {"type": "array", "items": result}}},
         "exception": {"type": "object", "required": ["code"], "properties": {
             "code": {"type": "string"}, "description": {"type": "string"}}},
         "link": link,

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MIMEAccept, MultiDict
 from werkzeug.routing import IntegerConverter
 
 from tileserver.core import crs as crs_
+from tileserver.core import textsearch
 from tileserver.core.errors import BadRequest, NotAcceptable, NotFound, UnknownParameter
 from tileserver.core.grid import BBox
 from tileserver.core.media import MediaType
@@ -26,6 +27,8 @@ from tileserver.core.tilesets import TMS_ID
 _INTEGER = re.compile(r"^\+?[0-9]{1,9}$")
 # What `float` reads minus what it reads too: `1_0`, full-width or Arabic-Indic digits, inf and nan.
 _DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$")
+MAX_Q_LENGTH = 200  # characters of `q` on items: ten terms of twenty
+SEARCH_LIMIT, MAX_SEARCH_LIMIT = 8, 50  # results of `/search`
 _NAME = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -119,6 +122,33 @@ def offset(raw: str | None) -> int:
     (20, 0)
     """
     return 0 if raw is None else _integer("offset", raw)
+
+
+def text_search(raw: str | None) -> tuple[str, ...]:
+    """The search keys of `q` (OGC API - Features - Part 9: comma-separated terms, any may match); () when absent.
+
+    >>> text_search("Jean  Moulin,Évry"), text_search(None)
+    (('jean moulin', 'evry'), ())
+    """
+    if raw is None:
+        return ()
+    if len(raw) > MAX_Q_LENGTH:
+        raise BadRequest(f"q is {len(raw)} characters long; at most {MAX_Q_LENGTH}")
+    return textsearch.terms(raw)
+
+
+def search_limit(raw: str | None) -> int:
+    """How many results `/search` gives: `SEARCH_LIMIT` when absent, 1 to `MAX_SEARCH_LIMIT`.
+
+    >>> search_limit(None), search_limit("20")
+    (8, 20)
+    """
+    if raw is None:
+        return SEARCH_LIMIT
+    value = _integer("limit", raw)
+    if not 1 <= value <= MAX_SEARCH_LIMIT:
+        raise BadRequest(f"limit={value} is out of range: 1 to {MAX_SEARCH_LIMIT}")
+    return value
 
 
 def _integer(name: str, raw: str) -> int:

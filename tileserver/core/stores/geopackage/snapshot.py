@@ -89,7 +89,12 @@ class GeoPackageSnapshot(VersionMeta):
         info = self.collection(q.collection)
         plan = query.plan(info, q)
         conn = self.connection()
-        matched = info.count if plan.count is None else conn.execute(*_args(plan.count)).fetchone()[0]
+        if not q.count:
+            matched = None
+        elif plan.count is None:
+            matched = info.count
+        else:
+            matched = conn.execute(*_args(plan.count)).fetchone()[0]
         cursor = conn.execute(*_args(plan.page))
         return FeaturePage(features=query.read_features(cursor, plan.properties), matched=matched)
 
