@@ -101,6 +101,7 @@ RESOURCES = (
     ("tiles.tile_matrix_sets", "/tileMatrixSets", MediaType.JSON, "Grilles de tuiles (OGC API - Tiles)"),
     ("raster.rasters", "/raster", MediaType.JSON, "Couches raster : densités et indicateurs lissés"),
     ("qgis.project", "/qgis/project.qgs", MediaType.QGS, "Projet QGIS de toutes les couches"),
+    ("search.search", "/search?q=Rennes", MediaType.JSON, "Recherche d'établissements et de lieux (q=Rennes)"),
     ("versions.versions", "/versions", MediaType.JSON, "Versions publiées et rapports d'ingestion"),
     ("versions.health", "/health", MediaType.JSON, "État du service"),
 )
