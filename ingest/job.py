@@ -22,7 +22,7 @@ from ingest import indicators as ind
 from ingest import rollup
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
-from ingest.manifest import Indicator, Manifest
+from ingest.manifest import Indicator, Manifest, fingerprint
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
@@ -88,7 +88,7 @@ class Ingest:
         self.mirror = mirror
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
-        self.report = Report()
+        self.report = Report(fingerprint=fingerprint(manifest))
         self.bar: tqdm | None = None
 
     def fetch(self, url: str) -> Path:

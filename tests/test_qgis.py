@@ -137,6 +137,7 @@ def live_themed(themed_app) -> str:
         yield url
 
 
+@pytest.mark.qgis
 def test_qgis_loads_both_files(live_themed, tmp_path):
     """QGIS itself (headless) reads both files: styled tile layers, and Features layers that return features."""
     assert Path("/usr/lib/python3/dist-packages/qgis").exists(), "QGIS is not installed: run `make system`"

@@ -17,7 +17,7 @@ blueprint = Blueprint("qgis", __name__)
 @blueprint.get("/qgis/project.qgs")
 def project() -> Response:
     """A QGIS project with every style and the OGC API Features layers."""
-    return _download(qgis.project(style_source()), "application/x-qgis-project", "ecarto.qgs")
+    return _download(qgis.project(style_source()), MediaType.QGS, "ecarto.qgs")
 
 
 @blueprint.get("/qgis/<style_id>.qlr")
