@@ -20,10 +20,9 @@ from tileserver.core import labels
 from tileserver.core.errors import NotFound
 from tileserver.core.media import MediaType
 from tileserver.core.store import FeatureQuery, Snapshot
-from tileserver.web import context
+from tileserver.web import context, params
 from tileserver.web.cache import prepare, tile_response
 from tileserver.web.styles import style_source
-from tileserver.web.tiles import parse_tile
 
 blueprint = Blueprint("maps", __name__)
 MAPLIBRE_DIST = Path(__file__).resolve().parent / "static" / "vendor" / "maplibre-gl"
@@ -93,7 +92,7 @@ def label_tilejson() -> Response:
 @blueprint.get("/map/labels/<z>/<x>/<y>.mvt")
 def label_tile(z: str, x: str, y: str) -> Response:
     """Territory names: one point per territory, in a layer per level (`code`, `nom`)."""
-    tile = parse_tile(z, x, y)
+    tile = params.tile(z, x, y)
     snap = context.snapshot()
     made = context.cache().get_or_make(
         ("labels", snap.version.id, tile.z, tile.x, tile.y),

@@ -1,4 +1,4 @@
-"""Small parsers of query parameters: each turns one request string into a typed value, or a 400.
+"""Small parsers of a request's path and query strings: each turns one into a typed value, or a 400.
 
 Views call these and nothing else touches request strings, so every malformed input fails here
 with a message naming the parameter, long before a store sees it.
@@ -17,12 +17,12 @@ from werkzeug.routing import IntegerConverter
 
 from tileserver.core import crs as crs_
 from tileserver.core import textsearch
-from tileserver.core.dataset import Field
+from tileserver.core.dataset import COUNTED_TYPES, Field
 from tileserver.core.errors import BadRequest, NotAcceptable, NotFound, UnknownParameter
-from tileserver.core.grid import BBox
+from tileserver.core.grid import MAX_ZOOM, BBox, Tile, is_valid
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.store import CollectionInfo
+from tileserver.core.store import TERRITORY_FILTERS, CollectionInfo, Snapshot, TileFilter
 from tileserver.core.tilesets import TMS_ID
 
 _INTEGER = re.compile(r"^\+?[0-9]{1,9}$")
@@ -31,6 +31,13 @@ _DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{
 MAX_Q_LENGTH = 200  # characters of `q` on items: ten terms of twenty
 SEARCH_LIMIT, MAX_SEARCH_LIMIT = 8, 50  # results of `/search`
 _NAME = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$")
+_WORD = re.compile(r"^[a-z0-9_-]{1,40}$")
+_CODE = re.compile(r"^[0-9A-Za-z]{1,12}$")  # a territory code: 35, 2A, 971, 35238, 243500139
+_INDEX = re.compile(r"^[0-9]{1,8}$")
+# What a tile request may carry: the data version, school filters and one territory code per level.
+FILTERS = ("type", "statut", *TERRITORY_FILTERS)
+TILE_PARAMETERS = ("v", *FILTERS)
+STATUTS = ("public", "prive")
 
 
 class AsciiInteger(IntegerConverter):
@@ -253,7 +260,7 @@ def crs(raw: str | None) -> crs_.Crs:
 def properties(raw: str | None, info: CollectionInfo) -> tuple[str, ...] | None:
     """The properties to return (None = all), each checked against the collection.
 
-    >>> from tileserver.core.dataset import Field
+    >>> from tileserver.core.dataset import COUNTED_TYPES, Field
     >>> info = CollectionInfo("c", "", "", "Point", "uai", (Field("uai", "string"), Field("nom", "string")), 0,
     ...                       BBox(0, 0, 1, 1), 0, 14)
     >>> properties("nom,uai", info), properties(None, info), properties("", info)
@@ -270,7 +277,7 @@ def properties(raw: str | None, info: CollectionInfo) -> tuple[str, ...] | None:
 def sortby(raw: str | None, info: CollectionInfo) -> tuple[tuple[str, bool], ...]:
     """`sortby` terms as (property, ascending): `nom`, `+nom` and `-ips`, comma-separated.
 
-    >>> from tileserver.core.dataset import Field
+    >>> from tileserver.core.dataset import COUNTED_TYPES, Field
     >>> info = CollectionInfo("c", "", "", "Point", "uai", (Field("nom", "string"), Field("ips", "number")), 0,
     ...                       BBox(0, 0, 1, 1), 0, 14)
     >>> sortby("-ips,+nom", info)
@@ -380,3 +387,72 @@ def typed(field: Field, raw: str) -> Any:
         raise BadRequest(f"{field.name}={raw[:50]!r} is not a valid integer")
     return int(value)
 
+
+def layers(snap: Snapshot, raw: str) -> list[CollectionInfo]:
+    """The collections a tile path names by a comma list, in the order given; unknown is a 404, repeated a 400."""
+    names = raw.split(",")
+    if len(set(names)) != len(names):
+        raise BadRequest(f"layers {raw[:200]!r}: a collection is named twice")
+    return [snap.collection(name) for name in names]
+
+
+def tile(z: str, x: str, y: str) -> Tile:
+    """A tile of the grid from path strings: not integers is a 400, outside the grid a 404.
+
+    >>> tile("3", "2", "5")
+    Tile(z=3, x=2, y=5)
+    """
+    for name, raw in (("zoom", z), ("column", x), ("row", y)):
+        if not _INDEX.match(raw):
+            raise BadRequest(f"tile {name} {raw[:20]!r} is not a non-negative integer")
+    tile = Tile(int(z), int(x), int(y))
+    if not is_valid(tile):
+        raise NotFound(f"no tile {tile.z}/{tile.x}/{tile.y}: zoom 0 to {MAX_ZOOM}, column and row below 2^zoom")
+    return tile
+
+
+def tile_args(args: MultiDict) -> tuple[TileFilter, str | None]:
+    """The school filters and the expected data version of a tile request."""
+    check_known(args, TILE_PARAMETERS)
+    return tile_filters(args), one(args, "v")
+
+
+def tile_filters(args: MultiDict) -> TileFilter:
+    """`type` and `statut` comma lists, and territory codes, checked and put in a canonical order.
+
+    >>> tile_filters(MultiDict([("type", "lycee,college"), ("statut", "public")]))
+    TileFilter(types=('college', 'lycee'), statuts=('public',), territories=())
+    >>> tile_filters(MultiDict([("code_region", "53"), ("code_departement", "35")])).territories
+    (('code_departement', '35'), ('code_region', '53'))
+    """
+    types = _words("type", one(args, "type"))
+    statuts = _words("statut", one(args, "statut"))
+    for name, given, allowed in (("type", types, COUNTED_TYPES), ("statut", statuts, STATUTS)):
+        unknown = sorted(set(given) - set(allowed))
+        if unknown:
+            raise BadRequest(f"{name} {unknown[0]!r} is not one of {', '.join(allowed)}")
+    return TileFilter(types, statuts, _territories(args))
+
+
+def _territories(args: MultiDict) -> tuple[tuple[str, str], ...]:
+    """The territory codes a tile's schools must have, in `TERRITORY_FILTERS` order."""
+    out = []
+    for name in TERRITORY_FILTERS:
+        code = one(args, name)
+        if code is None:
+            continue
+        if not _CODE.match(code):
+            raise BadRequest(f"{name}={code[:40]!r}: a territory code is letters and digits, such as 35 or 2A")
+        out.append((name, code))
+    return tuple(out)
+
+
+def _words(name: str, raw: str | None) -> tuple[str, ...]:
+    """A comma list of lower-case words, sorted and without repeats (empty when absent)."""
+    if raw is None:
+        return ()
+    words = raw.split(",")
+    for word in words:
+        if not _WORD.match(word):
+            raise BadRequest(f"{name}={raw[:100]!r}: each value must be a lower-case word such as college")
+    return tuple(sorted(set(words)))

@@ -2,8 +2,8 @@
 than a cached tile, and a third of a small tile made on a miss.
 
 Only a GET of `/tiles/{layers}/{z}/{x}/{y}.mvt`, with no query string or only the `v` a TileJSON puts
-in its tile URLs, is answered here: its layers and tile checked by the view's own `parse_layers` and
-`parse_tile`, the tile made and kept on a miss as the view does (`cache.cached_tile`), with the
+in its tile URLs, is answered here: its layers and tile checked by the view's own `params.layers` and
+`params.tile`, the tile made and kept on a miss as the view does (`cache.cached_tile`), with the
 headers `cache.tile_response` and the app's CORS hook give (a test holds the two paths to the same
 answer). Anything else (school filters, a path the route would not match) goes on to the app. An
 error met here (an unknown layer, the database away) is handed to the app in the WSGI environ and
@@ -18,8 +18,8 @@ from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
 from tileserver.core.store import Store, TileFilter
+from tileserver.web import params
 from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
-from tileserver.web.tiles import parse_layers, parse_tile
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised again by the app
@@ -68,8 +68,8 @@ class TileShortcut:
         snap = self.store.current()
         if snap is None:  # nothing published yet: the app says so
             return None
-        names = tuple(info.id for info in parse_layers(snap, asked.layers))
-        tile = cached_tile(self.cache, snap, names, parse_tile(asked.z, asked.x, asked.y), TileFilter())
+        names = tuple(info.id for info in params.layers(snap, asked.layers))
+        tile = cached_tile(self.cache, snap, names, params.tile(asked.z, asked.x, asked.y), TileFilter())
         current = asked.version is None or asked.version == snap.version.id
         return self._reply(tile, self.cache_control if current else "no-cache", environ)
 

@@ -11,20 +11,18 @@ before clustering.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from urllib.parse import urlencode
 
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.datastructures import MultiDict
 
 from tileserver.core import tilesets
-from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
+from tileserver.core.dataset import SCHOOLS
 from tileserver.core.errors import BadRequest, NotFound
-from tileserver.core.grid import MAX_ZOOM, Tile, is_valid
+from tileserver.core.grid import Tile
 from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.store import TERRITORY_FILTERS, CollectionInfo, Snapshot, TileFilter
+from tileserver.core.store import CollectionInfo, Snapshot, TileFilter
 from tileserver.web import context, params
 from tileserver.web.cache import cached_tile, tile_response
 
@@ -42,22 +40,16 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/tms/2.0/conf/tilesetmetadata",
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilesetmetadata",
 )
-FILTERS = ("type", "statut", *TERRITORY_FILTERS)
-TILE_PARAMETERS = ("v", *FILTERS)
-STATUTS = ("public", "prive")
 JSON = {"json": MediaType.JSON}
-_WORD = re.compile(r"^[a-z0-9_-]{1,40}$")
-_CODE = re.compile(r"^[0-9A-Za-z]{1,12}$")  # a territory code: 35, 2A, 971, 35238, 243500139
-_INDEX = re.compile(r"^[0-9]{1,8}$")
 
 
 @blueprint.get("/tiles/<layers>/<z>/<x>/<y>.mvt")
 def xyz_tile(layers: str, z: str, x: str, y: str) -> Response:
     """One vector tile of one or more collections (XYZ, WebMercatorQuad)."""
     snap = context.snapshot()
-    infos = parse_layers(snap, layers)
-    tile = parse_tile(z, x, y)
-    filters, version = parse_tile_args(request.args)
+    infos = params.layers(snap, layers)
+    tile = params.tile(z, x, y)
+    filters, version = params.tile_args(request.args)
     return _tile(snap, infos, tile, filters, version)
 
 
@@ -65,9 +57,9 @@ def xyz_tile(layers: str, z: str, x: str, y: str) -> Response:
 def tilejson(layers: str) -> Response:
     """The TileJSON of one or more collections, its tile URLs bound to the current data version."""
     snap = context.snapshot()
-    infos = parse_layers(snap, layers)
-    params.check_known(request.args, FILTERS)
-    filters = parse_filters(request.args)
+    infos = params.layers(snap, layers)
+    params.check_known(request.args, params.FILTERS)
+    filters = params.tile_filters(request.args)
     names = ",".join(i.id for i in infos)
     url = f"{context.base_url()}/tiles/{names}/{{z}}/{{x}}/{{y}}.mvt{tile_query(snap.version.id, filters)}"
     document = tilesets.tilejson(infos, tiles_url=url, sums=snap.meta()["cluster_sums"], name=f"eCarto: {names}")
@@ -100,12 +92,12 @@ def collection_tilesets(cid: str) -> Response:
 @blueprint.get("/collections/<cid>/tiles/<tms>")
 def collection_tileset(cid: str, tms: str) -> Response:
     """A collection's tileset metadata in WebMercatorQuad."""
-    params.check_known(request.args, ("f", *FILTERS))
+    params.check_known(request.args, ("f", *params.FILTERS))
     params.output_format(params.one(request.args, "f"), request.accept_mimetypes, JSON)
     snap = context.snapshot()
     info = snap.collection(cid)
     params.tile_matrix_set(tms)
-    query = tile_query(snap.version.id, parse_filters(request.args))
+    query = tile_query(snap.version.id, params.tile_filters(request.args))
     sums = snap.meta()["cluster_sums"]
     return _document(tilesets.tileset(info, base=context.base_url(), query=query, sums=sums))
 
@@ -116,9 +108,9 @@ def collection_tile(cid: str, tms: str, tile_matrix: str, tile_row: str, tile_co
     snap = context.snapshot()
     info = snap.collection(cid)
     params.tile_matrix_set(tms)
-    tile = parse_tile(tile_matrix, tile_col, tile_row)
+    tile = params.tile(tile_matrix, tile_col, tile_row)
     check_limits(info, tile)
-    filters, version = parse_tile_args(request.args)
+    filters, version = params.tile_args(request.args)
     return _tile(snap, [info], tile, filters, version)
 
 
@@ -146,29 +138,6 @@ def _document(body: dict) -> Response:
     return response
 
 
-def parse_layers(snap: Snapshot, raw: str) -> list[CollectionInfo]:
-    """The collections named by a comma list, in the order given; unknown is a 404, repeated a 400."""
-    names = raw.split(",")
-    if len(set(names)) != len(names):
-        raise BadRequest(f"layers {raw[:200]!r}: a collection is named twice")
-    return [snap.collection(name) for name in names]
-
-
-def parse_tile(z: str, x: str, y: str) -> Tile:
-    """A tile of the grid from path strings: not integers is a 400, outside the grid a 404.
-
-    >>> parse_tile("3", "2", "5")
-    Tile(z=3, x=2, y=5)
-    """
-    for name, raw in (("zoom", z), ("column", x), ("row", y)):
-        if not _INDEX.match(raw):
-            raise BadRequest(f"tile {name} {raw[:20]!r} is not a non-negative integer")
-    tile = Tile(int(z), int(x), int(y))
-    if not is_valid(tile):
-        raise NotFound(f"no tile {tile.z}/{tile.x}/{tile.y}: zoom 0 to {MAX_ZOOM}, column and row below 2^zoom")
-    return tile
-
-
 def check_limits(info: CollectionInfo, tile: Tile) -> None:
     """A 404 for a tile outside the tileset's `tileMatrixSetLimits`."""
     if not info.minzoom <= tile.z <= info.maxzoom:
@@ -177,53 +146,6 @@ def check_limits(info: CollectionInfo, tile: Tile) -> None:
     inside_columns = limit["minTileCol"] <= tile.x <= limit["maxTileCol"]
     if not (inside_columns and limit["minTileRow"] <= tile.y <= limit["maxTileRow"]):
         raise NotFound(f"tile {tile.z}/{tile.y}/{tile.x} is outside the limits of {info.id}")
-
-
-def parse_tile_args(args: MultiDict) -> tuple[TileFilter, str | None]:
-    """The school filters and the expected data version of a tile request."""
-    params.check_known(args, TILE_PARAMETERS)
-    return parse_filters(args), params.one(args, "v")
-
-
-def parse_filters(args: MultiDict) -> TileFilter:
-    """`type` and `statut` comma lists, and territory codes, checked and put in a canonical order.
-
-    >>> parse_filters(MultiDict([("type", "lycee,college"), ("statut", "public")]))
-    TileFilter(types=('college', 'lycee'), statuts=('public',), territories=())
-    >>> parse_filters(MultiDict([("code_region", "53"), ("code_departement", "35")])).territories
-    (('code_departement', '35'), ('code_region', '53'))
-    """
-    types = _words("type", params.one(args, "type"))
-    statuts = _words("statut", params.one(args, "statut"))
-    for name, given, allowed in (("type", types, COUNTED_TYPES), ("statut", statuts, STATUTS)):
-        unknown = sorted(set(given) - set(allowed))
-        if unknown:
-            raise BadRequest(f"{name} {unknown[0]!r} is not one of {', '.join(allowed)}")
-    return TileFilter(types, statuts, _territories(args))
-
-
-def _territories(args: MultiDict) -> tuple[tuple[str, str], ...]:
-    """The territory codes a tile's schools must have, in `TERRITORY_FILTERS` order."""
-    out = []
-    for name in TERRITORY_FILTERS:
-        code = params.one(args, name)
-        if code is None:
-            continue
-        if not _CODE.match(code):
-            raise BadRequest(f"{name}={code[:40]!r}: a territory code is letters and digits, such as 35 or 2A")
-        out.append((name, code))
-    return tuple(out)
-
-
-def _words(name: str, raw: str | None) -> tuple[str, ...]:
-    """A comma list of lower-case words, sorted and without repeats (empty when absent)."""
-    if raw is None:
-        return ()
-    words = raw.split(",")
-    for word in words:
-        if not _WORD.match(word):
-            raise BadRequest(f"{name}={raw[:100]!r}: each value must be a lower-case word such as college")
-    return tuple(sorted(set(words)))
 
 
 def tile_query(version: str, filters: TileFilter) -> str:
