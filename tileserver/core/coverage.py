@@ -1,0 +1,125 @@
+"""Which tiles hold something: the tiles a seed makes, and the ones a warm-up makes first.
+
+A tile can hold a feature only where the feature's geometry meets the tile's buffered box (what
+`mvt.to_grid` clips to); every other tile is empty on the server, so it is never made. Points
+(schools and their clusters) fall in one tile per zoom, found with array arithmetic. Shapes are
+found zoom by zoom from the top of the pyramid: only the children of a tile that met a shape are
+tested at the next zoom, against an STRtree of the collection's full-resolution geometries. The
+box tested is the tile grown by the encoder's buffer and one more pixel, so a generalised shape
+(within a quarter pixel of the full one) is never missed; a tile it makes needlessly comes out empty
+and is dropped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import shapely
+from pmtiles.tile import zxy_to_tileid
+
+from tileserver.core import mvt
+from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE, ORIGIN, tile_size
+from tileserver.core.stores.base import CollectionInfo, FeatureQuery, Snapshot
+
+MARGIN = (mvt.BUFFER + mvt.EXTENT / 256) / mvt.EXTENT  # of a tile's side: the buffer and one pixel
+_POINT_PAD = 1e-3  # metres: a school this close to an edge is looked for on both sides of it
+
+
+def mercator(lnglat: np.ndarray) -> np.ndarray:
+    """Longitude/latitude rows to EPSG:3857 metres, latitude clamped to the grid, as `grid.to_mercator`.
+
+    >>> mercator(np.array([[180.0, 90.0], [-90.0, -90.0]])).round().tolist()
+    [[20037508.0, 20037508.0], [-10018754.0, -20037508.0]]
+    """
+    lat = np.radians(np.clip(lnglat[:, 1], -MAX_LATITUDE, MAX_LATITUDE))
+    x = EARTH_RADIUS * np.radians(lnglat[:, 0])
+    return np.column_stack([x, EARTH_RADIUS * np.log(np.tan(np.pi / 4 + lat / 2))])
+
+
+def geometries(snapshot: Snapshot, info: CollectionInfo) -> np.ndarray:
+    """Every feature geometry of a collection in EPSG:3857 (missing ones left out)."""
+    page = snapshot.query(FeatureQuery(info.id, properties=(), limit=max(info.count, 1)))
+    found = np.array([f.geometry for f in page.features if f.geometry is not None], dtype=object)
+    return shapely.transform(found, mercator) if len(found) else found
+
+
+def covered(snapshot: Snapshot, infos: Sequence[CollectionInfo], minzoom: int, maxzoom: int) -> dict[int, np.ndarray]:
+    """The PMTiles ids of the tiles that can hold a feature of the collections, per zoom, each ascending."""
+    found: dict[int, list[np.ndarray]] = {z: [] for z in range(minzoom, maxzoom + 1)}
+    for info in infos:
+        low, high = max(minzoom, info.minzoom), min(maxzoom, info.maxzoom)
+        if low > high:
+            continue
+        shapes = geometries(snapshot, info)
+        zooms = point_tiles(shapes, low, high) if info.geometry_type == "Point" else shape_tiles(shapes, low, high)
+        for z, cells in zooms:
+            found[z].append(cells)
+    return {z: tile_ids(z, np.unique(np.concatenate(cells))) for z, cells in found.items() if cells}
+
+
+def point_tiles(points: np.ndarray, minzoom: int, maxzoom: int) -> Iterable[tuple[int, np.ndarray]]:
+    """(zoom, cells) of the tiles holding the points, a cell being `x << z | y`.
+
+    >>> [(z, c.tolist()) for z, c in point_tiles(np.array([shapely.Point(1.0, -1.0)]), 0, 1)]
+    [(0, [0]), (1, [3])]
+    """
+    xy = shapely.get_coordinates(points)
+    for z in range(minzoom, maxzoom + 1):
+        x, y = touched(np.column_stack([xy - _POINT_PAD, xy + _POINT_PAD]), z)
+        yield z, np.unique(x << z | y)
+
+
+def shape_tiles(shapes: np.ndarray, minzoom: int, maxzoom: int) -> Iterable[tuple[int, np.ndarray]]:
+    """(zoom, cells) of the tiles whose buffered box meets a shape, descending from zoom 0.
+
+    >>> from shapely.geometry import box
+    >>> [(z, len(c)) for z, c in shape_tiles(np.array([box(1e5, 1e5, 2e5, 2e5)]), 0, 9)][-3:]
+    [(7, 1), (8, 4), (9, 4)]
+    """
+    if not len(shapes):
+        return
+    tree = shapely.STRtree(shapes)
+    x, y = np.zeros(1, dtype=np.int64), np.zeros(1, dtype=np.int64)
+    for z in range(maxzoom + 1):
+        if z:
+            x = np.repeat(2 * x, 4) + np.tile([0, 1, 0, 1], len(x))
+            y = np.repeat(2 * y, 4) + np.tile([0, 0, 1, 1], len(y))
+        size = tile_size(z)
+        pad = size * MARGIN
+        left, top = -ORIGIN + x * size, ORIGIN - y * size
+        boxes = shapely.box(left - pad, top - size - pad, left + size + pad, top + pad)
+        hit = np.unique(tree.query(boxes, predicate="intersects")[0])
+        x, y = x[hit], y[hit]
+        if z >= minzoom:
+            yield z, x << z | y
+
+
+def touched(boxes: np.ndarray, z: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row of every (box, tile) pair where a box (left, bottom, right, top) meets a tile of zoom z.
+
+    >>> [a.tolist() for a in touched(np.array([[0.0, 0.0, 1.0, 1.0], [-1.0, -1.0, 1.0, 1.0]]), 1)]
+    [[1, 1, 0, 1, 0, 1], [0, 1, 0, 0, 1, 1]]
+    """
+    size = tile_size(z)
+    last = (1 << z) - 1
+    x0 = np.clip(np.floor((boxes[:, 0] + ORIGIN) / size), 0, last).astype(np.int64)
+    x1 = np.clip(np.floor((boxes[:, 2] + ORIGIN) / size), 0, last).astype(np.int64)
+    y0 = np.clip(np.floor((ORIGIN - boxes[:, 3]) / size), 0, last).astype(np.int64)
+    y1 = np.clip(np.floor((ORIGIN - boxes[:, 1]) / size), 0, last).astype(np.int64)
+    width, height = x1 - x0 + 1, y1 - y0 + 1
+    count = width * height
+    box = np.repeat(np.arange(len(boxes)), count)
+    k = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+    return x0[box] + k % width[box], y0[box] + k // width[box]
+
+
+def tile_ids(z: int, cells: np.ndarray) -> np.ndarray:
+    """The PMTiles ids of cells (`x << z | y`) of zoom z, ascending.
+
+    >>> tile_ids(1, np.array([3, 0])).tolist()
+    [1, 3]
+    """
+    mask = (1 << z) - 1
+    return np.sort(np.fromiter((zxy_to_tileid(z, int(c) >> z, int(c) & mask) for c in cells.tolist()),
+                               dtype=np.int64, count=len(cells)))
