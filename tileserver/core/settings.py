@@ -31,6 +31,14 @@ class Settings:
     db_pool_size: int = 4
     db_timeout_seconds: float = 5.0
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
+    redis_url: str = ""  # the tile cache shared by every worker and machine (docs/scaling.md); unset: none
+    redis_prefix: str = "ecarto"  # of every key, so several deployments can share one Redis
+    redis_timeout_seconds: float = 0.05  # a slower Redis is skipped...
+    redis_backoff_seconds: float = 5.0  # ...and left alone this long
+    hot_sample: int = 16  # one tile request in this many is counted, to warm the next version's hot set
+    warm_maxzoom: int = 6  # a new version is served once every tile up to this zoom is in the shared cache...
+    warm_top: int = 2000  # ...with the previous version's most requested tiles...
+    warm_deadline_seconds: float = 120.0  # ...or when this time has passed since it was published
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:
@@ -43,6 +51,9 @@ class Settings:
             raise ConfigError("ECARTO_CACHE_BYTES cannot be negative")
         if self.db_pool_size < 1:
             raise ConfigError("ECARTO_DB_POOL_SIZE must be at least 1")
+        if self.redis_timeout_seconds <= 0 or self.redis_backoff_seconds < 0:
+            raise ConfigError("ECARTO_REDIS_TIMEOUT_SECONDS must be positive, "
+                              "ECARTO_REDIS_BACKOFF_SECONDS not negative")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -11,6 +11,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
+from tileserver.core.sharedcache import SharedCache
 from tileserver.core.stores import open_store
 from tileserver.core.stores.base import Store
 from tileserver.web.cache import TileCache
@@ -42,7 +43,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
-    cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
+    cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes, SharedCache.from_settings(settings))
     proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))

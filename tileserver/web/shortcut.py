@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
 from tileserver.core.stores.base import Store, TileFilter
-from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
+from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, cdn_tags, matches_etag
 from tileserver.web.tiles import parse_layers, parse_tile
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -71,11 +71,13 @@ class TileShortcut:
         names = tuple(info.id for info in parse_layers(snap, asked.layers))
         tile = cached_tile(self.cache, snap, names, parse_tile(asked.z, asked.x, asked.y), TileFilter())
         current = asked.version is None or asked.version == snap.version.id
-        return self._reply(tile, self.cache_control if current else "no-cache", environ)
+        tags = cdn_tags(snap.version.id, names)
+        return self._reply(tile, self.cache_control if current else "no-cache", tags, environ)
 
-    def _reply(self, tile: CachedTile, cache_control: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    def _reply(self, tile: CachedTile, cache_control: str, tags: tuple[tuple[str, str], ...],
+               environ: dict[str, Any]) -> tuple[str, list, bytes]:
         """The answer `cache.tile_response` gives for a tile, CORS headers included."""
-        headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding")]
+        headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding"), *tags]
         if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
             return "304 NOT MODIFIED", headers + self.cors, b""
         if not tile.body:  # an empty tile: most tiles at high zoom, over the sea or the countryside
