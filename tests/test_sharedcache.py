@@ -1,7 +1,7 @@
 """The tile cache shared on Redis: what one app made, another serves; a Redis away or slow costs no error.
 
-The shared Redis (127.0.0.1:6379, started here if it is not running) is used under a key prefix of
-this test's own; the Redis stopped mid-test is one this test starts on a free port, never the shared one.
+The shared Redis (`redis_url`, started if it is not running) is used under a key prefix of this
+test's own; the Redis stopped mid-test is one this test starts on a free port, never the shared one.
 """
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from __future__ import annotations
 import gzip
 import socket
 import subprocess
-import uuid
-from collections.abc import Iterator
 
 import pytest
 import redis
@@ -22,7 +20,6 @@ from tileserver.core.sharedcache import SharedCache
 from tileserver.core.stores import open_store
 from tileserver.web.app import create_app
 
-SHARED = "redis://127.0.0.1:6379/0"
 TILES = ["/tiles/etablissements,communes,departements/10/508/358.mvt", "/tiles/etablissements/5/15/11.mvt",
          "/tiles/etablissements/10/0/0.mvt"]  # the last one is empty
 FILTERED = "/tiles/etablissements/7/63/44.mvt?type=ecole"  # answered by Flask, not by the shortcut
@@ -48,28 +45,6 @@ def redis_server(port: int) -> subprocess.Popen:
     raise RuntimeError(f"redis-server on port {port} exited with {server.returncode}")
 
 
-@pytest.fixture(scope="module")
-def shared_redis() -> str:
-    """The machine's Redis, started as CI starts it when it is not running."""
-    try:
-        redis.Redis.from_url(SHARED, socket_timeout=1).ping()
-    except redis.ConnectionError:
-        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
-                        "--appendonly", "no"], check=True)
-    return SHARED
-
-
-@pytest.fixture
-def prefix(shared_redis) -> Iterator[str]:
-    """A key prefix of this test's own, its keys deleted afterwards."""
-    name = f"ecarto-test-{uuid.uuid4().hex[:12]}"
-    yield name
-    client = redis.Redis.from_url(shared_redis)
-    keys = list(client.scan_iter(f"{name}:*"))
-    if keys:
-        client.delete(*keys)
-
-
 def app_on(database: str, redis_url: str, prefix: str, timeout: float = 2.0):
     """An app of its own (own store, own in-process cache) sharing the Redis cache.
 
@@ -90,8 +65,8 @@ def refuse_tiles(app) -> None:
     snapshot.tile = refuse
 
 
-def test_a_tile_made_by_one_app_is_served_by_another_from_the_shared_cache(database, shared_redis, prefix):
-    first, second = app_on(database, shared_redis, prefix), app_on(database, shared_redis, prefix)
+def test_a_tile_made_by_one_app_is_served_by_another_from_the_shared_cache(database, redis_url, redis_prefix):
+    first, second = app_on(database, redis_url, redis_prefix), app_on(database, redis_url, redis_prefix)
     made = {url: first.test_client().get(url, headers={"Accept-Encoding": "gzip"}) for url in [*TILES, FILTERED]}
     refuse_tiles(second)
     client = second.test_client()
@@ -107,19 +82,19 @@ def test_a_tile_made_by_one_app_is_served_by_another_from_the_shared_cache(datab
         app.extensions["ecarto.store"].close()
 
 
-def test_a_redis_stopped_mid_test_costs_no_error(database, prefix):
+def test_a_redis_stopped_mid_test_costs_no_error(database, redis_prefix):
     port = free_port()
     server = redis_server(port)
     url = f"redis://127.0.0.1:{port}/0"
     try:
-        first = app_on(database, url, prefix)
+        first = app_on(database, url, redis_prefix)
         assert first.test_client().get(TILES[0]).status_code == 200
         assert redis.Redis(port=port).dbsize() == 1
     finally:
         server.kill()
         server.wait()
         server.stdout.close()
-    second = app_on(database, url, prefix)  # a fresh in-process cache: every tile goes to Redis, then the store
+    second = app_on(database, url, redis_prefix)  # a fresh in-process cache: every tile goes to Redis, then the store
     client = second.test_client()
     for tile_url in [*TILES, FILTERED]:
         served, direct = client.get(tile_url), first.test_client().get(tile_url)
@@ -129,10 +104,10 @@ def test_a_redis_stopped_mid_test_costs_no_error(database, prefix):
         app.extensions["ecarto.store"].close()
 
 
-def test_a_redis_that_does_not_answer_is_skipped_after_its_timeout(database, prefix):
+def test_a_redis_that_does_not_answer_is_skipped_after_its_timeout(database, redis_prefix):
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
-        app = app_on(database, url, prefix, timeout=0.05)
+        app = app_on(database, url, redis_prefix, timeout=0.05)
         for tile_url in TILES:
             assert app.test_client().get(tile_url).status_code in (200, 204)
         shared: SharedCache = app.extensions["ecarto.cache"].shared

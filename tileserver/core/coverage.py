@@ -12,14 +12,14 @@ and is dropped.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 import shapely
-from pmtiles.tile import zxy_to_tileid
+from pmtiles.tile import tileid_to_zxy, zxy_to_tileid
 
 from tileserver.core import mvt
-from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE, ORIGIN, tile_size
+from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE, ORIGIN, Tile, tile_size
 from tileserver.core.stores.base import CollectionInfo, FeatureQuery, Snapshot
 
 MARGIN = (mvt.BUFFER + mvt.EXTENT / 256) / mvt.EXTENT  # of a tile's side: the buffer and one pixel
@@ -123,3 +123,13 @@ def tile_ids(z: int, cells: np.ndarray) -> np.ndarray:
     mask = (1 << z) - 1
     return np.sort(np.fromiter((zxy_to_tileid(z, int(c) >> z, int(c) & mask) for c in cells.tolist()),
                                dtype=np.int64, count=len(cells)))
+
+
+def tiles(ids: np.ndarray) -> Iterator[Tile]:
+    """The tiles of PMTiles ids.
+
+    >>> list(tiles(np.array([1, 3])))
+    [Tile(z=1, x=0, y=0), Tile(z=1, x=1, y=1)]
+    """
+    for tile_id in ids.tolist():
+        yield Tile(*tileid_to_zxy(tile_id))

@@ -16,6 +16,7 @@ from tileserver.core.stores import open_store
 from tileserver.core.stores.base import Store
 from tileserver.web.cache import TileCache
 from tileserver.web.shortcut import ERROR, TileShortcut
+from tileserver.web.warm import VersionGate
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +45,9 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes, SharedCache.from_settings(settings))
+    gate = app.extensions["ecarto.gate"] = VersionGate(store, cache.shared, settings)
     proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-    app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
+    app.wsgi_app = TileShortcut(proxied, gate=gate, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import Store, TileFilter
+from tileserver.core.stores.base import TileFilter
 from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, cdn_tags, matches_etag
 from tileserver.web.tiles import parse_layers, parse_tile
+from tileserver.web.warm import VersionGate
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised again by the app
@@ -41,10 +42,10 @@ class PlainTile(NamedTuple):
 class TileShortcut:
     """WSGI middleware answering plain tile requests itself and passing every other request to `app`."""
 
-    def __init__(self, app: WSGIApp, *, store: Store, cache: TileCache, settings: Settings,
+    def __init__(self, app: WSGIApp, *, gate: VersionGate, cache: TileCache, settings: Settings,
                  cors: dict[str, str]):
         self.app = app
-        self.store = store
+        self.gate = gate
         self.cache = cache
         self.cache_control = settings.cache_control
         self.cors = list(cors.items())
@@ -65,7 +66,7 @@ class TileShortcut:
 
     def _answer(self, asked: PlainTile, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """Status, headers and body of the tile, or None to let the app answer."""
-        snap = self.store.current()
+        snap = self.gate.current()
         if snap is None:  # nothing published yet: the app says so
             return None
         names = tuple(info.id for info in parse_layers(snap, asked.layers))
