@@ -8,13 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import shapely
-from pmtiles.tile import tileid_to_zxy
 
 from bench.tiles import BUDGET_KB, size_table, sizes
 from tests.tiletools import decode
 from tileserver.core.coverage import covered, geometries
 from tileserver.core.dataset import COLLECTIONS, SCHOOLS
-from tileserver.core.grid import Tile
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.core.stores.base import TileFilter
@@ -45,8 +43,8 @@ def test_the_clusters_of_a_zoom_count_every_school(national, z):
     info = next(i for i in national.collections() if i.id == SCHOOLS)
     schools = geometries(national, info)
     total = 0
-    for tile_id in covered(national, [info], z, z)[z]:
-        data = national.tile(Tile(*tileid_to_zxy(int(tile_id))), layers=[SCHOOLS], filters=TileFilter())
+    for tile in covered(national, [info], z, z)[z].tiles():
+        data = national.tile(tile, layers=[SCHOOLS], filters=TileFilter())
         total += sum(f["properties"]["point_count"] for f in decode(data).get(SCHOOLS, []))
     assert total == info.count == len(schools)
     assert np.isfinite(shapely.get_coordinates(schools)).all()

@@ -13,10 +13,10 @@ and is dropped.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import shapely
-from pmtiles.tile import tileid_to_zxy, zxy_to_tileid
 
 from tileserver.core import mvt
 from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE, ORIGIN, Tile, tile_size
@@ -44,8 +44,31 @@ def geometries(snapshot: Snapshot, info: CollectionInfo) -> np.ndarray:
     return shapely.transform(found, mercator) if len(found) else found
 
 
-def covered(snapshot: Snapshot, infos: Sequence[CollectionInfo], minzoom: int, maxzoom: int) -> dict[int, np.ndarray]:
-    """The PMTiles ids of the tiles that can hold a feature of the collections, per zoom, each ascending."""
+@dataclass(frozen=True)
+class ZoomTiles:
+    """Tiles of one zoom: PMTiles ids (ascending), columns and rows, aligned."""
+
+    z: int
+    ids: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+
+    @classmethod
+    def of_cells(cls, z: int, cells: np.ndarray) -> ZoomTiles:
+        """The tiles of distinct cells (`x << z | y`), in id order."""
+        x, y = cells >> z, cells & ((1 << z) - 1)
+        ids = tile_ids(z, x, y)
+        order = np.argsort(ids)
+        return cls(z, ids[order], x[order], y[order])
+
+    def tiles(self) -> Iterator[Tile]:
+        """Each tile, in id order."""
+        for x, y in zip(self.x.tolist(), self.y.tolist(), strict=True):
+            yield Tile(self.z, x, y)
+
+
+def covered(snapshot: Snapshot, infos: Sequence[CollectionInfo], minzoom: int, maxzoom: int) -> dict[int, ZoomTiles]:
+    """The tiles that can hold a feature of the collections, per zoom."""
     found: dict[int, list[np.ndarray]] = {z: [] for z in range(minzoom, maxzoom + 1)}
     for info in infos:
         low, high = max(minzoom, info.minzoom), min(maxzoom, info.maxzoom)
@@ -55,7 +78,7 @@ def covered(snapshot: Snapshot, infos: Sequence[CollectionInfo], minzoom: int, m
         zooms = point_tiles(shapes, low, high) if info.geometry_type == "Point" else shape_tiles(shapes, low, high)
         for z, cells in zooms:
             found[z].append(cells)
-    return {z: tile_ids(z, np.unique(np.concatenate(cells))) for z, cells in found.items() if cells}
+    return {z: ZoomTiles.of_cells(z, np.unique(np.concatenate(cells))) for z, cells in found.items() if cells}
 
 
 def point_tiles(points: np.ndarray, minzoom: int, maxzoom: int) -> Iterable[tuple[int, np.ndarray]]:
@@ -114,22 +137,23 @@ def touched(boxes: np.ndarray, z: int) -> tuple[np.ndarray, np.ndarray]:
     return x0[box] + k % width[box], y0[box] + k // width[box]
 
 
-def tile_ids(z: int, cells: np.ndarray) -> np.ndarray:
-    """The PMTiles ids of cells (`x << z | y`) of zoom z, ascending.
+def tile_ids(z: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """The PMTiles ids of tiles of zoom z, `pmtiles.tile.zxy_to_tileid` on whole arrays.
 
-    >>> tile_ids(1, np.array([3, 0])).tolist()
-    [1, 3]
+    >>> from pmtiles.tile import zxy_to_tileid
+    >>> rng = np.random.default_rng(1)
+    >>> x, y = rng.integers(0, 1 << 14, 500), rng.integers(0, 1 << 14, 500)
+    >>> tile_ids(14, x, y).tolist() == [zxy_to_tileid(14, int(a), int(b)) for a, b in zip(x, y)]
+    True
     """
-    mask = (1 << z) - 1
-    return np.sort(np.fromiter((zxy_to_tileid(z, int(c) >> z, int(c) & mask) for c in cells.tolist()),
-                               dtype=np.int64, count=len(cells)))
-
-
-def tiles(ids: np.ndarray) -> Iterator[Tile]:
-    """The tiles of PMTiles ids.
-
-    >>> list(tiles(np.array([1, 3])))
-    [Tile(z=1, x=0, y=0), Tile(z=1, x=1, y=1)]
-    """
-    for tile_id in ids.tolist():
-        yield Tile(*tileid_to_zxy(tile_id))
+    x, y = x.astype(np.int64), y.astype(np.int64)
+    acc = np.full(len(x), ((1 << (2 * z)) - 1) // 3, dtype=np.int64)
+    for a in range(z - 1, -1, -1):  # the Hilbert curve, bit by bit, as the reference does it
+        s = 1 << a
+        rx, ry = x & s, y & s
+        acc += ((3 * rx) ^ ry) << a
+        swap = ry == 0
+        flip = swap & (rx != 0)
+        x, y = np.where(flip, s - 1 - x, x), np.where(flip, s - 1 - y, y)
+        x, y = np.where(swap, y, x), np.where(swap, x, y)
+    return acc

@@ -20,7 +20,6 @@ from enum import StrEnum
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 from pmtiles.tile import Compression, TileType, tileid_to_zxy
 from pmtiles.writer import Writer
 from tqdm import tqdm
@@ -35,6 +34,8 @@ from tileserver.core.stores.base import CollectionInfo, Snapshot, Store, TileFil
 log = logging.getLogger("ecarto.seed")
 _BATCH = 64  # tiles a process makes per task: small enough to keep both busy to the end
 _worker: tuple[Store, Snapshot | None] | None = None  # a seed process's store and snapshot, opened once
+Asked = tuple[int, int, int, int]  # a tile to make: PMTiles id, zoom, column, row
+Made = tuple[int, int, bytes]  # a tile made: PMTiles id, zoom, bytes
 
 
 class Format(StrEnum):
@@ -80,12 +81,13 @@ def seed(
             raise Unavailable(f"nothing is published in {settings.database}: run `ecarto ingest` first")
         infos = _collections(snapshot, layers)
         minzoom, maxzoom = _zooms(infos, minzoom, maxzoom)
-        ids = np.concatenate(list(coverage.covered(snapshot, infos, minzoom, maxzoom).values()) or [[]])
-        log.info("%d tiles can hold a feature, zooms %d to %d", len(ids), minzoom, maxzoom)
+        asked = [(i, zoom.z, x, y) for zoom in coverage.covered(snapshot, infos, minzoom, maxzoom).values()
+                 for i, x, y in zip(zoom.ids.tolist(), zoom.x.tolist(), zoom.y.tolist(), strict=True)]
+        log.info("%d tiles can hold a feature, zooms %d to %d", len(asked), minzoom, maxzoom)
         names = [i.id for i in infos]
-        with tqdm(total=len(ids), unit="tile", disable=not progress, smoothing=0.05) as bar:
+        with tqdm(total=len(asked), unit="tile", disable=not progress, smoothing=0.05) as bar:
             gzipped = output_format is Format.PMTILES
-            tiles = _made(settings, snapshot, names, ids.tolist(), jobs or os.cpu_count() or 1, gzipped, bar)
+            tiles = _made(settings, snapshot, names, asked, jobs or os.cpu_count() or 1, gzipped, bar)
             if output_format is Format.DIR:
                 return _write_dir(output, tiles)
             return _write_pmtiles(output, tiles, snapshot, infos, minzoom, maxzoom)
@@ -112,10 +114,10 @@ def _collections(snapshot: Snapshot, layers: Sequence[str] | None) -> list[Colle
     return [known[name] for name in layers] if layers else list(known.values())
 
 
-def _made(settings: Settings, snapshot: Snapshot, names: list[str], ids: list[int], jobs: int, gzipped: bool,
-          bar: tqdm) -> Iterator[tuple[int, bytes]]:
-    """(id, tile) of every tile asked, b'' when empty, in id order, made by `jobs` processes (here when 1)."""
-    batches = [ids[i : i + _BATCH] for i in range(0, len(ids), _BATCH)]
+def _made(settings: Settings, snapshot: Snapshot, names: list[str], asked: list[Asked], jobs: int, gzipped: bool,
+          bar: tqdm) -> Iterator[Made]:
+    """(id, zoom, tile) of every tile asked, b'' when empty, in id order, made by `jobs` processes (here when 1)."""
+    batches = [asked[i : i + _BATCH] for i in range(0, len(asked), _BATCH)]
     if jobs == 1:
         made = (_make(snapshot, names, batch, gzipped) for batch in batches)
         yield from _counted(made, bar)
@@ -126,7 +128,7 @@ def _made(settings: Settings, snapshot: Snapshot, names: list[str], ids: list[in
         yield from _counted(pool.map(task, batches), bar)
 
 
-def _counted(made: Iterator[list[tuple[int, bytes]]], bar: tqdm) -> Iterator[tuple[int, bytes]]:
+def _counted(made: Iterator[list[Made]], bar: tqdm) -> Iterator[Made]:
     """The tiles of each batch, the bar moved by the batch's size (empty tiles included)."""
     for batch in made:
         bar.update(len(batch))
@@ -134,7 +136,7 @@ def _counted(made: Iterator[list[tuple[int, bytes]]], bar: tqdm) -> Iterator[tup
 
 
 def _make_in_worker(settings: Settings, version_id: str, names: list[str], gzipped: bool,
-                    batch: list[int]) -> list[tuple[int, bytes]]:
+                    batch: list[Asked]) -> list[Made]:
     """A batch of tiles made in a seed process, which opens the store on its first batch.
 
     The process refuses to go on if the store serves another version by then: the archive would mix two.
@@ -149,16 +151,16 @@ def _make_in_worker(settings: Settings, version_id: str, names: list[str], gzipp
     return _make(snapshot, names, batch, gzipped)
 
 
-def _make(snapshot: Snapshot, names: list[str], batch: list[int], gzipped: bool) -> list[tuple[int, bytes]]:
-    """(id, tile bytes, gzipped if asked) of each tile of a batch, b'' for an empty one."""
+def _make(snapshot: Snapshot, names: list[str], batch: list[Asked], gzipped: bool) -> list[Made]:
+    """(id, zoom, tile bytes, gzipped if asked) of each tile of a batch, b'' for an empty one."""
     made = []
-    for tile_id in batch:
-        data = snapshot.tile(Tile(*tileid_to_zxy(tile_id)), layers=names, filters=TileFilter())
-        made.append((tile_id, gzip.compress(data, 6, mtime=0) if data and gzipped else data))
+    for tile_id, z, x, y in batch:
+        data = snapshot.tile(Tile(z, x, y), layers=names, filters=TileFilter())
+        made.append((tile_id, z, gzip.compress(data, 6, mtime=0) if data and gzipped else data))
     return made
 
 
-def _write_pmtiles(output: Path, tiles: Iterator[tuple[int, bytes]], snapshot: Snapshot,
+def _write_pmtiles(output: Path, tiles: Iterator[Made], snapshot: Snapshot,
                    infos: Sequence[CollectionInfo], minzoom: int, maxzoom: int) -> SeedReport:
     """Write the archive beside `output`, then rename it there: a failed seed leaves no file."""
     report = SeedReport(str(output))
@@ -180,14 +182,14 @@ def _write_pmtiles(output: Path, tiles: Iterator[tuple[int, bytes]], snapshot: S
     return report
 
 
-def _write_dir(output: Path, tiles: Iterator[tuple[int, bytes]]) -> SeedReport:
+def _write_dir(output: Path, tiles: Iterator[Made]) -> SeedReport:
     """Write `{z}/{x}/{y}.mvt` files into a new folder, renamed onto `output` (replacing it) once complete."""
     report = SeedReport(str(output))
     partial = output.with_name(output.name + ".tmp")
     shutil.rmtree(partial, ignore_errors=True)
     try:
         for tile_id, data in _kept(tiles, report):
-            z, x, y = tileid_to_zxy(tile_id)
+            z, x, y = tileid_to_zxy(tile_id)  # a few folders' worth: the cost of this lookup does not matter
             folder = partial / str(z) / str(x)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{y}.mvt").write_bytes(data)
@@ -200,13 +202,12 @@ def _write_dir(output: Path, tiles: Iterator[tuple[int, bytes]]) -> SeedReport:
     return report
 
 
-def _kept(tiles: Iterator[tuple[int, bytes]], report: SeedReport) -> Iterator[tuple[int, bytes]]:
-    """The tiles that are not empty, counted per zoom (the empty ones counted apart)."""
-    for tile_id, data in tiles:
+def _kept(tiles: Iterator[Made], report: SeedReport) -> Iterator[tuple[int, bytes]]:
+    """(id, tile) of the tiles that are not empty, counted per zoom (the empty ones counted apart)."""
+    for tile_id, z, data in tiles:
         if not data:
             report.empty += 1
             continue
-        z = tileid_to_zxy(tile_id)[0]
         report.tiles[z] = report.tiles.get(z, 0) + 1
         report.bytes[z] = report.bytes.get(z, 0) + len(data)
         yield tile_id, data

@@ -105,8 +105,8 @@ def hot_set(shared: SharedCache, previous: Snapshot, newest: Snapshot,
     seen: set[tuple[tuple[str, ...], Tile]] = set()
     for names in combinations:
         infos = [known[n] for n in names]
-        for ids in coverage.covered(newest, infos, 0, settings.warm_maxzoom).values():
-            for tile in coverage.tiles(ids):
+        for zoom in coverage.covered(newest, infos, 0, settings.warm_maxzoom).values():
+            for tile in zoom.tiles():
                 seen.add((names, tile))
                 yield names, tile
     yield from (pair for pair in top if pair not in seen)
