@@ -15,6 +15,7 @@ import redis
 
 from bench.processes import free_port
 from tests.tiletools import decode, synthetic_dataset
+from tileserver.core.errors import ConfigError
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache
 from tileserver.core.stores import open_store
@@ -114,3 +115,8 @@ def test_a_redis_that_does_not_answer_is_skipped_after_its_timeout(database, red
         assert not shared.available
         assert shared.get("anything") is None and not shared.lock("warm", 1)
     app.extensions["ecarto.store"].close()
+
+
+def test_a_redis_timeout_must_be_positive():
+    with pytest.raises(ConfigError, match="ECARTO_REDIS_TIMEOUT_SECONDS"):
+        Settings.from_env({"ECARTO_REDIS_URL": "redis://127.0.0.1:6379/0", "ECARTO_REDIS_TIMEOUT_SECONDS": "0"})
