@@ -21,8 +21,8 @@ from flask import Flask
 from tileserver.core.dataset import SCHOOLS
 from tileserver.core.grid import BBox
 from tileserver.core.settings import Settings
+from tileserver.core.store import FeatureQuery, Snapshot
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import FeatureQuery, Snapshot
 from tileserver.web.app import create_app
 
 BOX_WIDTH, BOX_HEIGHT = 1.3, 0.9  # degrees: about 100 km, the size of a mainland département

@@ -27,9 +27,10 @@ from ingest.report import Report
 from ingest.schools import Schools, read_schools
 from ingest.territories import read_territories
 from tileserver.core.dataset import Layer
-from tileserver.core.grid import Tile, tile_at, to_mercator
+from tileserver.core.grid import Tile, tile_at
+from tileserver.core.mercator import to_mercator
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import VersionInfo
+from tileserver.core.store import VersionInfo
 from tileserver.web.app import create_app
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import shapely
 
-from ingest.pyramid import BANDS, generalise, to_mercator, tolerance
+from ingest.pyramid import BANDS, generalise, tolerance
 from ingest.report import Report
 from ingest.territories import Territories, read_epci, read_territories
+from tileserver.core.mercator import geometries_to_mercator
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 SOURCES = {
@@ -53,7 +54,7 @@ def main() -> None:
     levels = read_all(report)
     rows = []
     for level, territories in levels.items():
-        projected = timed(f"to_mercator {level}", lambda t=territories: to_mercator(t.geometries))
+        projected = timed(f"to_mercator {level}", lambda t=territories: geometries_to_mercator(t.geometries))
         bands = timed(f"generalise {level} ({len(territories)})",
                       lambda p=projected, lv=level: generalise(p, BANDS[lv], report=report.datasets[lv]))
         rows += [(level, b.minzoom, b.maxzoom, int(shapely.get_num_coordinates(b.geometries).sum())) for b in bands]

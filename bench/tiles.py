@@ -30,8 +30,8 @@ from tileserver.core.dataset import COLLECTIONS, SCHOOLS
 from tileserver.core.grid import Tile, tile_at
 from tileserver.core.seed import feature_boxes, touched
 from tileserver.core.settings import Settings
+from tileserver.core.store import Snapshot, TileFilter
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import Snapshot, TileFilter
 
 LAYERS = COLLECTIONS
 BUDGET_KB = 500

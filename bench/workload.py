@@ -18,7 +18,8 @@ import psycopg
 from psycopg import sql
 
 from bench.features import BOX_HEIGHT, BOX_WIDTH  # the in-process bbox bench's département, for one size
-from tileserver.core.grid import ORIGIN, BBox, Tile, tile_size
+from tileserver.core.grid import BBox, Tile, tile_size
+from tileserver.core.mercator import ORIGIN
 
 SCHOOLS = "etablissements"
 BANDS = {"low": (0, 5), "mid": (6, 10), "high": (11, 14)}  # inclusive zoom ranges

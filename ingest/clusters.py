@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tileserver.core.dataset import Clusters
-from tileserver.core.grid import ORIGIN, tile_size
+from tileserver.core.grid import tile_size
+from tileserver.core.mercator import ORIGIN
 
 DEFAULT_CLUSTER_MAXZOOM = 12
 DEFAULT_CELLS = 16

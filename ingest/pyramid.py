@@ -17,16 +17,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from functools import cache
 
 import numpy as np
 import shapely
-from pyproj import Transformer
 
 from ingest.report import DatasetReport
 from ingest.territories import as_multipolygons, repair
 from tileserver.core.dataset import SCHOOLS, Generalised
-from tileserver.core.grid import MAX_LATITUDE, tile_size
+from tileserver.core.grid import tile_size
 
 log = logging.getLogger(__name__)
 
@@ -57,27 +55,6 @@ BANDS: dict[str, list[tuple[int, int]]] = {
     "epci": [(6, 7), (8, 9), (10, 12)],
     "communes": [(8, 9), (10, 11), (12, 14)],
 }
-
-
-@cache
-def _to_3857() -> Transformer:
-    return Transformer.from_crs("EPSG:4326", "EPSG:3857", always_xy=True)
-
-
-def to_mercator(geometries_4326: np.ndarray) -> np.ndarray:
-    """Geometries in EPSG:3857 metres, the tiles' projection, with latitude clamped to the grid.
-
-    >>> shapely.get_coordinates(to_mercator(np.array([shapely.Point(0, 0), shapely.Point(180, 89)]))).round()
-    array([[       0.,        0.],
-           [20037508., 20037508.]])
-    """
-
-    def project(coords: np.ndarray) -> np.ndarray:
-        lat = np.clip(coords[:, 1], -MAX_LATITUDE, MAX_LATITUDE)
-        x, y = _to_3857().transform(coords[:, 0], lat)
-        return np.column_stack([x, y])
-
-    return shapely.transform(np.asarray(geometries_4326, dtype=object), project)
 
 
 def tolerance(maxzoom: int) -> float:

@@ -43,6 +43,7 @@ from tileserver.core import colormap
 from tileserver.core.cog import describe, gdal_env
 from tileserver.core.dataset import SCHOOLS, Layer
 from tileserver.core.errors import IngestError
+from tileserver.core.mercator import array_to_mercator
 
 COG_OPTIONS = {"COMPRESS": "DEFLATE", "BLOCKSIZE": "256", "OVERVIEW_RESAMPLING": "AVERAGE", "SPARSE_OK": "TRUE",
                "NUM_THREADS": "ALL_CPUS"}
@@ -114,7 +115,7 @@ def build_rasters(schools: Schools, values: Mapping[str, np.ndarray | list], man
 def school_surfaces(schools: Schools, values: Mapping[str, np.ndarray | list], indicators: Sequence[Indicator],
                     land: np.ndarray | None, entry: DatasetReport) -> Iterator[Surface]:
     """Density per type, then a smoothed surface per numeric or yes/no school indicator, one at a time."""
-    x, y = surfaces.mercator_xy(np.asarray(schools.lon, dtype=float), np.asarray(schools.lat, dtype=float))
+    x, y = array_to_mercator(np.column_stack([schools.lon, schools.lat]).astype(float)).T
     grids = [surfaces.zone_grid(zone) for zone in surfaces.ZONES]
     masks = [surfaces.land_mask(land, grid) if land is not None else None for grid in grids]
     area = _land_km2(grids, masks)

@@ -23,12 +23,11 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-import shapely
 from affine import Affine
 from rasterio.features import geometry_mask
 
-from ingest.pyramid import to_mercator
-from tileserver.core.grid import ORIGIN, BBox, Bounds, bbox_to_bounds, tile_size, to_lnglat
+from tileserver.core.grid import BBox, Bounds, bbox_to_bounds, tile_size
+from tileserver.core.mercator import ORIGIN, geometries_to_mercator, latitudes, to_lnglat
 
 BASE_ZOOM = 7
 BLOCK = 256  # pixels of a tile, and of a block of the written rasters
@@ -84,7 +83,7 @@ class Grid:
     def latitudes(self) -> np.ndarray:
         """The latitude of each row's centre."""
         y = ORIGIN - (self.row + np.arange(self.height) + 0.5) * self.res
-        return np.degrees(2 * np.arctan(np.exp(y / 6378137.0)) - np.pi / 2)
+        return latitudes(y)
 
     def pixel_km2(self) -> np.ndarray:
         """The ground area of a pixel of each row, in km², as a column to divide a whole array by."""
@@ -131,15 +130,9 @@ def union(grids: list[Grid]) -> Grid:
     return covering(Bounds(left, bottom, right, top), grids[0].zoom, BLOCK)
 
 
-def mercator_xy(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Longitudes and latitudes as EPSG:3857 metres."""
-    x, y = shapely.get_coordinates(to_mercator(shapely.points(lon, lat))).T
-    return x, y
-
-
 def land_mask(geometries_4326: np.ndarray, grid: Grid) -> np.ndarray:
     """True on the pixels any given polygon touches (coastal pixels count as land)."""
-    shapes = [g for g in to_mercator(geometries_4326) if g is not None and not g.is_empty]
+    shapes = [g for g in geometries_to_mercator(geometries_4326) if g is not None and not g.is_empty]
     if not shapes:
         return np.zeros((grid.height, grid.width), dtype=bool)
     return geometry_mask(shapes, out_shape=(grid.height, grid.width), transform=grid.transform,

@@ -25,10 +25,10 @@ from ingest.job import run
 from ingest.manifest import Indicator, load_manifest
 from ingest.report import Report
 from tileserver.core.dataset import Clusters, Dataset, Field, Generalised, Layer
-from tileserver.core.grid import to_mercator
+from tileserver.core.mercator import to_mercator
 from tileserver.core.settings import Settings
+from tileserver.core.store import VersionInfo
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import VersionInfo
 
 # uai, nom, type, statut, code_commune, education_prioritaire, effectif, ips, lon, lat
 SCHOOLS = [

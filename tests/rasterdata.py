@@ -14,7 +14,8 @@ from rasterio.enums import Resampling
 from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 
-from tileserver.core.grid import Tile, tile_bounds, to_mercator
+from tileserver.core.grid import Tile, tile_bounds
+from tileserver.core.mercator import to_mercator
 
 
 def write_raster(path: Path, data: np.ndarray, *, crs: str | None, transform: Affine, nodata: float | None = None,

@@ -90,7 +90,7 @@ def test_items_limit_follows_the_settings(geopackage_store):
 def test_doctests(module):
     import importlib
 
-    assert doctest.testmod(importlib.import_module(f"tileserver.{module}")).failed == 0
+    assert doctest.testmod(importlib.import_module(f"tileserver.web.{module}")).failed == 0
 
 
 def test_the_openapi_media_type_with_its_version_is_served(empty_client):

@@ -15,7 +15,7 @@ from tileserver.core import cql, crs
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
 from tileserver.web import filters
 
 INFO = CollectionInfo(

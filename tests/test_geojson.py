@@ -12,7 +12,7 @@ import shapely
 
 from tileserver.core import crs, geojson
 from tileserver.core.dataset import Field
-from tileserver.core.stores.base import Feature
+from tileserver.core.store import Feature
 
 FIELDS = [Field("nom", "string"), Field("n", "integer"), Field("x", "number"), Field("ok", "boolean"),
           Field('a "quoted" %s name', "string")]

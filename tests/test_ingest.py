@@ -171,6 +171,6 @@ def test_a_killed_ingest_leaves_the_previous_version_serving(tmp_path):
 
 
 def _query(collection: str, **kwargs):
-    from tileserver.core.stores.base import FeatureQuery
+    from tileserver.core.store import FeatureQuery
 
     return FeatureQuery(collection, **kwargs)

@@ -18,6 +18,7 @@ from tests.rasterdata import write_raster
 from tileserver.core.cog import RasterFile, read_point
 from tileserver.core.dataset import Layer
 from tileserver.core.errors import IngestError
+from tileserver.core.mercator import EARTH_RADIUS
 
 SPEED = Indicator("debit", "connectivite", "Débit", "t.csv", "debit", kind="number", unit="Mbit/s")
 FIBRE = Indicator("fibre", "connectivite", "Fibre", "t.csv", "fibre", kind="boolean", aggregate="share")
@@ -95,7 +96,7 @@ def test_density_integrates_to_the_school_count(built):
         density = src.read(1)
         rows = np.arange(src.height)
         y = src.transform.f + (rows + 0.5) * src.transform.e
-        lat = np.degrees(2 * np.arctan(np.exp(y / 6378137.0)) - np.pi / 2)
+        lat = np.degrees(2 * np.arctan(np.exp(y / EARTH_RADIUS)) - np.pi / 2)
         pixel_km2 = (src.res[0] * np.cos(np.radians(lat)) / 1000) ** 2
     total = np.nansum(density * pixel_km2[:, np.newaxis])
     assert total == pytest.approx(20, rel=0.01)  # the 20 collèges

@@ -12,7 +12,7 @@ from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest, NotAcceptable, UnknownParameter
 from tileserver.core.grid import BBox
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
 from tileserver.web import params
 
 INFO = CollectionInfo("etablissements", "", "", "Point", "uai",

@@ -11,11 +11,12 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, box
 
-from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, to_mercator, tolerance
+from ingest.pyramid import BANDS, ZOOM_RANGES, generalise, tolerance
 from ingest.report import Report
 from ingest.territories import read_territories
 from tileserver.core import grid
 from tileserver.core.dataset import TERRITORY_LEVELS
+from tileserver.core.mercator import geometries_to_mercator
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 BOUNDARIES = DATA / "boundaries-2018"
@@ -25,7 +26,7 @@ def read_mercator(level: str, path: Path) -> tuple[list[str], np.ndarray]:
     if not path.exists():
         pytest.skip(f"test data not found: {path} (set ECARTO_DATA)")
     territories = read_territories(level, path, report=Report().dataset(level, str(path)))
-    return territories.codes, to_mercator(territories.geometries)
+    return territories.codes, geometries_to_mercator(territories.geometries)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def test_bands_cover_each_level_zoom_range_in_order():
 
 def test_to_mercator_agrees_with_the_grid_and_clamps_latitude():
     lonlat = [(2.35, 48.85), (-61.5, 16.2), (55.5, -21.1), (10.0, 89.9)]
-    projected = to_mercator(np.array([shapely.Point(p) for p in lonlat], dtype=object))
+    projected = geometries_to_mercator(np.array([shapely.Point(p) for p in lonlat], dtype=object))
     for point, (lon, lat) in zip(projected, lonlat, strict=True):
         x, y = grid.to_mercator(lon, lat)
         assert (point.x, point.y) == pytest.approx((x, y), abs=1e-6)

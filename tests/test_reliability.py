@@ -30,8 +30,8 @@ from tileserver.cli import main
 from tileserver.core.errors import IngestError
 from tileserver.core.grid import BBox, bbox_to_bounds, tiles_covering
 from tileserver.core.settings import Settings
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import FeatureQuery
 from tileserver.core.stores.geopackage import GeoPackageStore
 from tileserver.core.stores.postgis.versions import SCHEMA_PREFIX
 

@@ -28,10 +28,11 @@ from tests.themed import themed_dataset
 from tileserver.core.cog import describe
 from tileserver.core.dataset import Dataset
 from tileserver.core.errors import IngestError
-from tileserver.core.grid import Tile, tile_at, to_mercator
+from tileserver.core.grid import Tile, tile_at
+from tileserver.core.mercator import to_mercator
 from tileserver.core.settings import Settings
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import FeatureQuery
 from tileserver.core.stores.postgis import PostGISStore
 from tileserver.core.stores.postgis.roles import grant_read_only
 from tileserver.web.app import create_app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+from functools import partial
 
 import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
@@ -42,6 +43,11 @@ def departement(tmp_path_factory) -> str:
     return ingest_into(str(folder / "35.gpkg"), folder / "cache", manifest).url
 
 
+def opener(database: str) -> partial:
+    """What `seed` opens the store with, in each of its processes."""
+    return partial(open_store, database, Settings(database=database))
+
+
 def read_archive(path) -> tuple[dict, dict, dict[Tile, bytes]]:
     """Header, metadata and every tile (decompressed) of a PMTiles file."""
     with open(path, "rb") as f:
@@ -73,7 +79,7 @@ def test_the_archive_holds_the_servers_tiles(tmp_path, database):
 
 
 def test_no_tile_is_missing_from_a_zoom(tmp_path, database):
-    report = seed(Settings(database=database), tmp_path / "schools.pmtiles", layers=["etablissements"], minzoom=10,
+    report = seed(opener(database), tmp_path / "schools.pmtiles", layers=["etablissements"], minzoom=10,
                   maxzoom=10, jobs=1)
     _, _, tiles = read_archive(tmp_path / "schools.pmtiles")
     ids = [f["id"] for data in tiles.values() for f in decode(data)["etablissements"]]
@@ -82,13 +88,12 @@ def test_no_tile_is_missing_from_a_zoom(tmp_path, database):
 
 
 def test_bad_arguments_write_nothing(tmp_path, database):
-    settings = Settings(database=database)
     with pytest.raises(BadRequest, match="no collection"):
-        seed(settings, tmp_path / "a.pmtiles", layers=["ecoles"])
+        seed(opener(database), tmp_path / "a.pmtiles", layers=["ecoles"])
     with pytest.raises(BadRequest, match="zooms"):
-        seed(settings, tmp_path / "a.pmtiles", minzoom=8, maxzoom=3)
+        seed(opener(database), tmp_path / "a.pmtiles", minzoom=8, maxzoom=3)
     with pytest.raises(BadRequest, match="no tile"):
-        seed(settings, tmp_path / "a.pmtiles", layers=["communes"], minzoom=0, maxzoom=3, jobs=1)
+        seed(opener(database), tmp_path / "a.pmtiles", layers=["communes"], minzoom=0, maxzoom=3, jobs=1)
     assert list(tmp_path.glob("a.pmtiles*")) == []
     assert main(["-q", "seed", "--database", database, "--output", str(tmp_path / "b"), "--jobs", "0"]) == 1
 
@@ -115,7 +120,7 @@ def test_a_departement_every_layer_zooms_0_to_12(tmp_path, departement):
 
 def test_a_folder_of_plain_tiles(tmp_path, database):
     output = tmp_path / "tiles"
-    report = seed(Settings(database=database), output, layers=["communes"], maxzoom=9, jobs=2,
+    report = seed(opener(database), output, layers=["communes"], maxzoom=9, jobs=2,
                   output_format=Format.DIR)
     files = sorted(output.rglob("*.mvt"))
     assert len(files) == sum(report.tiles.values()) > 0

@@ -11,7 +11,7 @@ from tileserver.core.dataset import Layer
 from tileserver.core.errors import BadRequest, EcartoError, NotFound
 from tileserver.core.grid import BBox
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import FeatureQuery, Snapshot
+from tileserver.core.store import FeatureQuery, Snapshot
 from tileserver.core.stores.geopackage import GeoPackageStore
 from tileserver.core.stores.postgis import PostGISStore
 

@@ -21,10 +21,11 @@ from shapely.geometry import MultiPolygon, Polygon
 
 from tileserver.core.dataset import Clusters, Dataset, Field, Generalised, Layer
 from tileserver.core.errors import ConfigError, IngestError, Unavailable
-from tileserver.core.grid import BBox, bbox_to_bounds, to_mercator
+from tileserver.core.grid import BBox, bbox_to_bounds
+from tileserver.core.mercator import to_mercator
 from tileserver.core.settings import Settings
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import FeatureQuery
 from tileserver.core.stores.geopackage import GeoPackageStore, publish
 
 OGRINFO = shutil.which("ogrinfo") or "/usr/bin/ogrinfo"

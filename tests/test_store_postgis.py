@@ -22,9 +22,9 @@ from tests.test_cql import FOLDED, INFO
 from tileserver.core import cql
 from tileserver.core.crs import CRS84
 from tileserver.core.errors import Unavailable
-from tileserver.core.grid import to_mercator
+from tileserver.core.mercator import to_mercator
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import FeatureQuery
+from tileserver.core.store import FeatureQuery
 from tileserver.core.stores.postgis import PostGISStore, database, grant_read_only
 from tileserver.web import filters
 

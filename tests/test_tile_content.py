@@ -15,12 +15,13 @@ from shapely.geometry import shape
 from ingest.clusters import cell_of
 from tests.tiletools import CELLS, CLUSTER_MAXZOOM, decode, synthetic_dataset
 from tileserver.core.dataset import COUNTED_TYPES
-from tileserver.core.grid import Tile, tile_at, tile_bounds, to_mercator
+from tileserver.core.grid import Tile, tile_at, tile_bounds
+from tileserver.core.mercator import to_mercator
 from tileserver.core.mvt import EXTENT
 from tileserver.core.seed import candidates
 from tileserver.core.settings import Settings
+from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import TileFilter
 from tileserver.web.app import create_app
 
 LAYERS = "etablissements,communes,departements"

@@ -14,8 +14,8 @@ from tests.tiletools import decode
 from tileserver.core.coverage import covered, geometries
 from tileserver.core.dataset import COLLECTIONS, SCHOOLS
 from tileserver.core.settings import Settings
+from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import TileFilter
 
 pytestmark = pytest.mark.slow
 

@@ -18,7 +18,7 @@ from shapely.geometry import MultiPolygon, box
 from ingest.clusters import build_clusters
 from ingest.manifest import load_manifest
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
-from tileserver.core.grid import to_mercator
+from tileserver.core.mercator import to_mercator
 
 MANIFEST = Path(__file__).resolve().parent.parent / "sources" / "local.toml"
 WEST, SOUTH, EAST, NORTH = -4.8, 47.2, -0.8, 48.8

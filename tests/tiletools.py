@@ -24,7 +24,8 @@ from shapely.geometry import MultiPolygon, Polygon, box
 
 from ingest.clusters import build_clusters
 from tileserver.core.dataset import COUNTED_TYPES, Dataset, Field, Generalised, Layer
-from tileserver.core.grid import Tile, to_mercator
+from tileserver.core.grid import Tile
+from tileserver.core.mercator import to_mercator
 
 OGR2OGR = shutil.which("ogr2ogr") or "/usr/bin/ogr2ogr"
 CLUSTER_MAXZOOM = 10

@@ -21,7 +21,8 @@ from rasterio.vrt import WarpedVRT
 from rasterio.warp import transform, transform_bounds
 from rasterio.windows import Window
 
-from tileserver.core.grid import MAX_ZOOM, ORIGIN, BBox, Bounds, Tile, bbox_to_bounds, tile_bounds, tile_size
+from tileserver.core.grid import MAX_ZOOM, BBox, Bounds, Tile, bbox_to_bounds, tile_bounds, tile_size
+from tileserver.core.mercator import ORIGIN
 
 TILE_PIXELS = 256
 MERCATOR = CRS.from_epsg(3857)

@@ -19,29 +19,19 @@ import numpy as np
 import shapely
 
 from tileserver.core import mvt
-from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE, ORIGIN, Tile, tile_size
-from tileserver.core.stores.base import CollectionInfo, FeatureQuery, Snapshot
+from tileserver.core.grid import Tile, tile_size
+from tileserver.core.mercator import ORIGIN, geometries_to_mercator
+from tileserver.core.store import CollectionInfo, FeatureQuery, Snapshot
 
 MARGIN = (mvt.BUFFER + mvt.EXTENT / 256) / mvt.EXTENT  # of a tile's side: the buffer and one pixel
 _POINT_PAD = 1e-3  # metres: a school this close to an edge is looked for on both sides of it
-
-
-def mercator(lnglat: np.ndarray) -> np.ndarray:
-    """Longitude/latitude rows to EPSG:3857 metres, latitude clamped to the grid, as `grid.to_mercator`.
-
-    >>> mercator(np.array([[180.0, 90.0], [-90.0, -90.0]])).round().tolist()
-    [[20037508.0, 20037508.0], [-10018754.0, -20037508.0]]
-    """
-    lat = np.radians(np.clip(lnglat[:, 1], -MAX_LATITUDE, MAX_LATITUDE))
-    x = EARTH_RADIUS * np.radians(lnglat[:, 0])
-    return np.column_stack([x, EARTH_RADIUS * np.log(np.tan(np.pi / 4 + lat / 2))])
 
 
 def geometries(snapshot: Snapshot, info: CollectionInfo) -> np.ndarray:
     """Every feature geometry of a collection in EPSG:3857 (missing ones left out)."""
     page = snapshot.query(FeatureQuery(info.id, properties=(), limit=max(info.count, 1)))
     found = np.array([f.geometry for f in page.features if f.geometry is not None], dtype=object)
-    return shapely.transform(found, mercator) if len(found) else found
+    return geometries_to_mercator(found) if len(found) else found
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ from shapely.geometry.base import BaseGeometry
 from tileserver.core import textfold
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
 
 GEOMETRY = "geometry"  # the queryable naming a feature's geometry
 GEOMETRY_COLUMN = "geom"  # its column in both stores

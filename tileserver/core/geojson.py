@@ -21,7 +21,7 @@ import shapely
 
 from tileserver.core import crs as crs_
 from tileserver.core.dataset import Field
-from tileserver.core.stores.base import Feature
+from tileserver.core.store import Feature
 
 BATCH = 500  # features encoded per vectorised call
 CHUNK = 64 * 1024  # characters per piece of the response

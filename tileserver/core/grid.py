@@ -9,9 +9,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-EARTH_RADIUS = 6378137.0
-ORIGIN = math.pi * EARTH_RADIUS  # half the width of the world in EPSG:3857 metres
-MAX_LATITUDE = 85.0511287798066
+from tileserver.core.mercator import ORIGIN, to_lnglat, to_mercator
+
 MAX_ZOOM = 24
 
 
@@ -72,29 +71,6 @@ def tile_bounds(tile: Tile) -> Bounds:
     left = -ORIGIN + tile.x * size
     top = ORIGIN - tile.y * size
     return Bounds(left, top - size, left + size, top)
-
-
-def to_mercator(lon: float, lat: float) -> tuple[float, float]:
-    """Project a point to EPSG:3857, clamping latitude to the grid.
-
-    >>> to_mercator(180.0, 0.0)[0] == ORIGIN
-    True
-    """
-    lat = max(-MAX_LATITUDE, min(MAX_LATITUDE, lat))
-    x = EARTH_RADIUS * math.radians(lon)
-    y = EARTH_RADIUS * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
-    return x, y
-
-
-def to_lnglat(x: float, y: float) -> tuple[float, float]:
-    """Unproject a point from EPSG:3857.
-
-    >>> [round(v, 6) for v in to_lnglat(*to_mercator(2.35, 48.85))]
-    [2.35, 48.85]
-    """
-    lon = math.degrees(x / EARTH_RADIUS)
-    lat = math.degrees(2 * math.atan(math.exp(y / EARTH_RADIUS)) - math.pi / 2)
-    return lon, lat
 
 
 def tile_bbox(tile: Tile) -> BBox:

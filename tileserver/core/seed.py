@@ -1,8 +1,9 @@
 """Write the server's vector tiles into a PMTiles v3 archive or a `{z}/{x}/{y}.mvt` folder, for static hosting.
 
 The tiles are the very bytes the server sends (`Snapshot.tile`). Only the tiles that can hold a
-feature are made (`coverage`), by one process per core: each opens the store itself and checks it
-still serves the version being seeded. Tiles come back in PMTiles id order, so the archive is
+feature are made (`coverage`), by one process per core: each opens the store itself (with the
+`opener` it is given, a picklable function such as `partial(open_store, url, settings)`) and checks
+it still serves the version being seeded. Tiles come back in PMTiles id order, so the archive is
 "clustered", and the writer stores each distinct tile once (deduplicated).
 """
 
@@ -13,7 +14,7 @@ import logging
 import multiprocessing
 import os
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -27,9 +28,7 @@ from tqdm import tqdm
 from tileserver.core import coverage, tilesets
 from tileserver.core.errors import BadRequest, Unavailable
 from tileserver.core.grid import Tile
-from tileserver.core.settings import Settings
-from tileserver.core.stores import open_store
-from tileserver.core.stores.base import CollectionInfo, Snapshot, Store, TileFilter
+from tileserver.core.store import CollectionInfo, Snapshot, Store, TileFilter
 
 log = logging.getLogger("ecarto.seed")
 _BATCH = 64  # tiles a process makes per task: small enough to keep both busy to the end
@@ -63,7 +62,7 @@ class SeedReport:
 
 
 def seed(
-    settings: Settings,
+    opener: Callable[[], Store],
     output: Path,
     *,
     layers: Sequence[str] | None = None,
@@ -74,11 +73,11 @@ def seed(
     progress: bool = False,
 ) -> SeedReport:
     """Write every tile of the layers (all collections by default) that holds something, between two zooms."""
-    store = open_store(settings.database, settings)
+    store = opener()
     try:
         snapshot = store.current()
         if snapshot is None:
-            raise Unavailable(f"nothing is published in {settings.database}: run `ecarto ingest` first")
+            raise Unavailable(f"nothing is published in {store.url}: run `ecarto ingest` first")
         infos = _collections(snapshot, layers)
         minzoom, maxzoom = _zooms(infos, minzoom, maxzoom)
         asked = [(i, zoom.z, x, y) for zoom in coverage.covered(snapshot, infos, minzoom, maxzoom).values()
@@ -87,7 +86,7 @@ def seed(
         names = [i.id for i in infos]
         with tqdm(total=len(asked), unit="tile", disable=not progress, smoothing=0.05) as bar:
             gzipped = output_format is Format.PMTILES
-            tiles = _made(settings, snapshot, names, asked, jobs or os.cpu_count() or 1, gzipped, bar)
+            tiles = _made(opener, snapshot, names, asked, jobs or os.cpu_count() or 1, gzipped, bar)
             if output_format is Format.DIR:
                 return _write_dir(output, tiles)
             return _write_pmtiles(output, tiles, snapshot, infos, minzoom, maxzoom)
@@ -114,8 +113,8 @@ def _collections(snapshot: Snapshot, layers: Sequence[str] | None) -> list[Colle
     return [known[name] for name in layers] if layers else list(known.values())
 
 
-def _made(settings: Settings, snapshot: Snapshot, names: list[str], asked: list[Asked], jobs: int, gzipped: bool,
-          bar: tqdm) -> Iterator[Made]:
+def _made(opener: Callable[[], Store], snapshot: Snapshot, names: list[str], asked: list[Asked], jobs: int,
+          gzipped: bool, bar: tqdm) -> Iterator[Made]:
     """(id, zoom, tile) of every tile asked, b'' when empty, in id order, made by `jobs` processes (here when 1)."""
     batches = [asked[i : i + _BATCH] for i in range(0, len(asked), _BATCH)]
     if jobs == 1:
@@ -123,7 +122,7 @@ def _made(settings: Settings, snapshot: Snapshot, names: list[str], asked: list[
         yield from _counted(made, bar)
         return
     context = multiprocessing.get_context("spawn")  # a fork would share the parent's database connections
-    task = partial(_make_in_worker, settings, snapshot.version.id, names, gzipped)
+    task = partial(_make_in_worker, opener, snapshot.version.id, names, gzipped)
     with ProcessPoolExecutor(jobs, mp_context=context) as pool:
         yield from _counted(pool.map(task, batches), bar)
 
@@ -135,7 +134,7 @@ def _counted(made: Iterator[list[Made]], bar: tqdm) -> Iterator[Made]:
         yield from batch
 
 
-def _make_in_worker(settings: Settings, version_id: str, names: list[str], gzipped: bool,
+def _make_in_worker(opener: Callable[[], Store], version_id: str, names: list[str], gzipped: bool,
                     batch: list[Asked]) -> list[Made]:
     """A batch of tiles made in a seed process, which opens the store on its first batch.
 
@@ -143,7 +142,7 @@ def _make_in_worker(settings: Settings, version_id: str, names: list[str], gzipp
     """
     global _worker
     if _worker is None:
-        store = open_store(settings.database, settings)
+        store = opener()
         _worker = (store, store.current())
     snapshot = _worker[1]
     if snapshot is None or snapshot.version.id != version_id:

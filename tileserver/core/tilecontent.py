@@ -20,7 +20,7 @@ import numpy as np
 
 from tileserver.core.dataset import COUNTED_TYPES, Field
 from tileserver.core.grid import Tile
-from tileserver.core.stores.base import CollectionInfo, GeneralisedRange, TileFilter
+from tileserver.core.store import CollectionInfo, GeneralisedRange, TileFilter
 
 COUNT_FIELDS = ("point_count", *(f"n_{t}" for t in COUNTED_TYPES))
 OTHER_TYPE = COUNTED_TYPES[-1]  # every type not counted on its own is counted as `autre`

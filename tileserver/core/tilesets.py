@@ -13,9 +13,11 @@ from typing import Any
 
 from tileserver.core.crs import CRS84_URI
 from tileserver.core.dataset import Field
-from tileserver.core.grid import MAX_ZOOM, ORIGIN, BBox, bbox_to_bounds, tile_at, tile_size
+from tileserver.core.grid import MAX_ZOOM, BBox, bbox_to_bounds, tile_at, tile_size
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.mercator import ORIGIN
+from tileserver.core.store import CollectionInfo
 from tileserver.core.tilecontent import cluster_fields
 
 TMS_ID = "WebMercatorQuad"
@@ -223,9 +225,3 @@ def _layer(info: CollectionInfo, sums: Sequence[str]) -> dict[str, Any]:
 def _bounding_box(box: BBox) -> dict[str, Any]:
     """An OGC 2D bounding box in CRS84."""
     return {"lowerLeft": [box.west, box.south], "upperRight": [box.east, box.north], "crs": CRS84_URI}
-
-
-def link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
-    """One link object."""
-    return {"href": href, "rel": rel, "type": str(media), "title": title}
-

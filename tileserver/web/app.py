@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache
+from tileserver.core.store import Store
 from tileserver.core.stores import open_store
-from tileserver.core.stores.base import Store
 from tileserver.web.cache import TileCache
 from tileserver.web.shortcut import ERROR, TileShortcut
 from tileserver.web.warm import VersionGate
@@ -29,6 +29,7 @@ BLUEPRINTS = (
     "tileserver.web.tiles",
     "tileserver.web.raster",
     "tileserver.web.versions",
+    "tileserver.web.indicators",
     "tileserver.web.styles",
     "tileserver.web.maps",
     "tileserver.web.sheets",

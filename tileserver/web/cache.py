@@ -23,7 +23,7 @@ from tileserver.core.dataset import SCHOOLS
 from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
 from tileserver.core.sharedcache import SharedCache, key_text
-from tileserver.core.stores.base import Snapshot, TileFilter
+from tileserver.core.store import Snapshot, TileFilter
 
 GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
 

@@ -10,6 +10,7 @@ import sys
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
 from tileserver.web import context, openapi, pages, params
 
@@ -82,9 +83,11 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/conformance?f=html", "conformance", MediaType.HTML, "Conformance classes as HTML"),
         (f"{base}/collections", "data", MediaType.JSON, "Collections"),
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
+        (f"{base}/indicators", "describedby", MediaType.JSON, "Indicator catalogue: sources, licences, vintages"),
+        (f"{base}/indicators?f=html", "describedby", MediaType.HTML, "Les indicateurs, leurs sources et millésimes"),
         (f"{base}/map", "related", MediaType.HTML, "La carte"),
     ]
-    return [{"href": href, "rel": rel, "type": str(media), "title": title} for href, rel, media, title in entries]
+    return [link(*entry) for entry in entries]
 
 
 def _format(offered: dict[str, str]) -> str:

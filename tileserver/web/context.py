@@ -6,7 +6,7 @@ from flask import current_app, g, request
 
 from tileserver.core.errors import Unavailable
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import Snapshot, Store
+from tileserver.core.store import Snapshot, Store
 from tileserver.web.cache import TileCache
 
 

@@ -6,7 +6,7 @@ HTML or CSV; a page of items streams from the store's cursor to the client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, islice
@@ -18,8 +18,9 @@ from flask import Blueprint, Response, jsonify, request
 from tileserver.core import crs, geojson
 from tileserver.core.dataset import Field
 from tileserver.core.errors import NotFound
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import CollectionInfo, Feature, FeatureQuery, Snapshot
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery
 from tileserver.web import context, filters, pages, params
 
 blueprint = Blueprint("features", __name__)
@@ -83,7 +84,7 @@ def collections() -> Response:
 def collection(cid: str) -> Response:
     """One collection's description."""
     fmt = _format(("f",), JSON_OR_HTML)
-    info = find_collection(context.snapshot(), cid)
+    info = context.snapshot().collection(cid)
     body = collection_document(info, fmt)
     if fmt == "html":
         return pages.page("collection.html", body, title=info.title, crumbs=pages.collection_crumbs(info))
@@ -94,8 +95,9 @@ def collection(cid: str) -> Response:
 def queryables(cid: str) -> Response:
     """The properties a filter may use, as a JSON Schema."""
     fmt = _format(("f",), SCHEMA_OR_HTML)
-    info = find_collection(context.snapshot(), cid)
-    body = queryables_document(info)
+    snap = context.snapshot()
+    info = snap.collection(cid)
+    body = queryables_document(info, snap.catalogue())
     if fmt == "html":
         crumbs = [*pages.collection_crumbs(info), ("", "Queryables")]
         return pages.page("queryables.html", body, title=f"{info.title}: queryables", crumbs=crumbs, collection=info.id)
@@ -106,7 +108,7 @@ def queryables(cid: str) -> Response:
 def items(cid: str) -> Response:
     """A page of features, filtered, sorted and reprojected as asked; streamed."""
     snap = context.snapshot()
-    info = find_collection(snap, cid)
+    info = snap.collection(cid)
     parsed = parse_items(info)
     page = snap.query(parsed.query)
     return items_response(info, parsed, page.features, page.matched)
@@ -119,19 +121,11 @@ def item(cid: str, fid: str) -> Response:
     fmt = params.output_format(params.one(request.args, "f"), request.accept_mimetypes, GEOJSON_OR_HTML)
     target = params.crs(params.one(request.args, "crs"))
     snap = context.snapshot()
-    info = find_collection(snap, cid)
+    info = snap.collection(cid)
     feature = snap.get(info.id, fid)
     if feature is None:
         raise NotFound(f"collection {info.id!r} has no feature {fid[:100]!r}")
     return item_response(info, feature, target, fmt)
-
-
-def find_collection(snap: Snapshot, cid: str) -> CollectionInfo:
-    """A collection of the snapshot, or a 404."""
-    found = next((info for info in snap.collections() if info.id == cid), None)
-    if found is None:
-        raise NotFound(f"no collection {cid[:100]!r}; see /collections")
-    return found
 
 
 def parse_items(info: CollectionInfo) -> ItemsRequest:
@@ -224,15 +218,15 @@ class Pager:
 ('prev', '/items?limit=2&f=json')]
         """
         links = [
-            _link(self.href(self.offset, name), "self" if name == fmt else "alternate", media, f"This page as {name}")
+            link(self.href(self.offset, name), "self" if name == fmt else "alternate", media, f"This page as {name}")
             for name, media in (("json", MediaType.GEOJSON), ("html", MediaType.HTML), ("csv", MediaType.CSV))
         ]
         media = ITEMS_FORMATS[fmt]
         more = count == self.limit if self.matched is None else self.offset + count < self.matched
         if more:
-            links.append(_link(self.href(self.offset + self.limit, fmt), "next", media, "Next page"))
+            links.append(link(self.href(self.offset + self.limit, fmt), "next", media, "Next page"))
         if self.offset > 0:
-            links.append(_link(self.href(max(0, self.offset - self.limit), fmt), "prev", media, "Previous page"))
+            links.append(link(self.href(max(0, self.offset - self.limit), fmt), "prev", media, "Previous page"))
         return links
 
 
@@ -240,8 +234,8 @@ def item_response(info: CollectionInfo, feature: Feature, target: crs.Crs, fmt: 
     """One feature as GeoJSON (with its links) or HTML."""
     href = f"{context.base_url()}/collections/{info.id}/items/{quote(feature.id, safe='')}"
     links = [
-        _link(f"{href}?f=json", "self" if fmt == "json" else "alternate", MediaType.GEOJSON, "This feature"),
-        _link(f"{href}?f=html", "self" if fmt == "html" else "alternate", MediaType.HTML, "This feature as HTML"),
+        link(f"{href}?f=json", "self" if fmt == "json" else "alternate", MediaType.GEOJSON, "This feature"),
+        link(f"{href}?f=html", "self" if fmt == "html" else "alternate", MediaType.HTML, "This feature as HTML"),
         _collection_link(info),
     ]
     if fmt == "html":
@@ -261,10 +255,10 @@ def collection_document(info: CollectionInfo, fmt: str = "json") -> dict[str, An
         "itemType": "feature",
         "links": [
             *_self_links(path, fmt, info.title, JSON_OR_HTML),
-            _link(f"{base}{path}/items?f=json", "items", MediaType.GEOJSON, "Features as GeoJSON"),
-            _link(f"{base}{path}/items?f=html", "items", MediaType.HTML, "Features as HTML"),
-            _link(f"{base}{path}/items?f=csv", "items", MediaType.CSV, "Features as CSV"),
-            _link(f"{base}{path}/queryables", QUERYABLES_REL, MediaType.SCHEMA, "Queryables"),
+            link(f"{base}{path}/items?f=json", "items", MediaType.GEOJSON, "Features as GeoJSON"),
+            link(f"{base}{path}/items?f=html", "items", MediaType.HTML, "Features as HTML"),
+            link(f"{base}{path}/items?f=csv", "items", MediaType.CSV, "Features as CSV"),
+            link(f"{base}{path}/queryables", QUERYABLES_REL, MediaType.SCHEMA, "Queryables"),
         ],
         "extent": {"spatial": {"bbox": [list(info.extent)], "crs": crs.CRS84_URI}},
         "crs": list(crs.SUPPORTED),
@@ -274,8 +268,13 @@ def collection_document(info: CollectionInfo, fmt: str = "json") -> dict[str, An
     }
 
 
-def queryables_document(info: CollectionInfo) -> dict[str, Any]:
-    """The collection's queryables as a JSON Schema: the geometry, then each property."""
+def queryables_document(info: CollectionInfo, catalogue: Sequence[Mapping] = ()) -> dict[str, Any]:
+    """The collection's queryables as a JSON Schema: the geometry, then each property.
+
+    An indicator's property also says where it comes from (`x-ecarto-producer`, `-source-url`,
+    `-licence`, `-vintage`, ...), as `/indicators` does.
+    """
+    indicators = {entry["id"]: entry for entry in catalogue}
     types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
     properties: dict[str, Any] = {
         "geometry": {"title": "Geometry", "format": f"geometry-{info.geometry_type.lower()}"},
@@ -287,6 +286,8 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
             schema["description"] = field.description
         if field.unit:
             schema["x-ogc-unit"] = field.unit
+        if field.name in indicators:
+            schema.update(indicator_annotations(indicators[field.name]))
         properties[field.name] = schema
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -296,6 +297,17 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
         "properties": properties,
         "additionalProperties": False,
     }
+
+
+def indicator_annotations(entry: Mapping) -> dict[str, Any]:
+    """The catalogue metadata of an indicator, as `x-ecarto-*` keywords of its property schema.
+
+    >>> indicator_annotations({"id": "ftth", "producer": "Arcep", "vintage": "2025-09-30"})
+    {'x-ecarto-indicator': 'ftth', 'x-ecarto-producer': 'Arcep', 'x-ecarto-vintage': '2025-09-30'}
+    """
+    keys = ("theme", "producer", "source_url", "licence", "vintage", "main")
+    found = {f"x-ecarto-{key.replace('_', '-')}": entry[key] for key in keys if entry.get(key) not in (None, "")}
+    return {"x-ecarto-indicator": entry["id"], **found}
 
 
 def _format(allowed: tuple[str, ...], offered: dict[str, str]) -> str:
@@ -308,22 +320,13 @@ def _self_links(path: str, fmt: str, title: str, offered: dict[str, str]) -> lis
     """A resource's `self` link and an `alternate` per other format."""
     base = context.base_url()
     return [
-        _link(f"{base}{path}?f={name}", "self" if name == fmt else "alternate", media, f"{title} as {name}")
+        link(f"{base}{path}?f={name}", "self" if name == fmt else "alternate", media, f"{title} as {name}")
         for name, media in offered.items()
     ]
 
 
 def _collection_link(info: CollectionInfo) -> dict[str, str]:
-    return _link(f"{context.base_url()}/collections/{info.id}", "collection", MediaType.JSON, info.title)
-
-
-def _link(href: str, rel: str, media: str, title: str) -> dict[str, str]:
-    """One link object.
-
-    >>> _link("/a", "self", MediaType.JSON, "A")
-    {'href': '/a', 'rel': 'self', 'type': 'application/json', 'title': 'A'}
-    """
-    return {"href": href, "rel": rel, "type": str(media), "title": title}
+    return link(f"{context.base_url()}/collections/{info.id}", "collection", MediaType.JSON, info.title)
 
 
 def _json(body: dict[str, Any], media: str) -> Response:

@@ -13,6 +13,7 @@ from flask import Blueprint, Response, current_app, render_template, request, se
 from styles.catalogue import LEVEL_TITLES, style_ids, title
 from styles.maplibre import TYPE_TITLES
 from tileserver.core.errors import NotFound
+from tileserver.web import context
 from tileserver.web.styles import style_source
 
 blueprint = Blueprint("maps", __name__)
@@ -34,6 +35,7 @@ def map_page() -> str:
         types=list(TYPE_TITLES.items()),
         base_url=source.base_url,
         rasters_url=f"{source.base_url}/raster" if _serves("/raster") else "",
+        missing=context.snapshot().version.report.get("missing", []),
     )
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from tileserver.core import crs
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
 
 Schema = dict[str, Any]
 
@@ -92,6 +92,9 @@ def _common_paths() -> Schema:
         "/versions": _op("Published data versions", "getVersions", [],
                          {"200": _response("Versions with ingest reports", {MediaType.JSON: {"type": "object"}})},
                          "Common"),
+        "/indicators": _op("Indicator catalogue", "getIndicators", [_f("json", "html")],
+                           _json_html("Each indicator's definition, unit, levels, producer, source, licence "
+                                      "and vintage", {"type": "object"}), "Common"),
         "/health": _op("Health", "getHealth", [],
                        {"200": _response("A version is served", {MediaType.JSON: {"type": "object"}})}, "Common"),
     }

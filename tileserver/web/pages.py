@@ -16,9 +16,9 @@ from flask import Response, render_template
 from markupsafe import Markup, escape
 from shapely.geometry.base import BaseGeometry
 
-from tileserver.core.grid import EARTH_RADIUS, MAX_LATITUDE
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import CollectionInfo, Feature
+from tileserver.core.mercator import geometries_to_mercator
+from tileserver.core.store import CollectionInfo, Feature
 from tileserver.web import context
 
 WIDTH, HEIGHT = 640, 400
@@ -76,21 +76,6 @@ def label(feature: Feature) -> str:
     return feature.id
 
 
-def mercator(geometries: np.ndarray) -> np.ndarray:
-    """Lon/lat geometries in Web Mercator metres (latitudes clamped to the grid).
-
-    >>> [round(v) for v in mercator(np.array([shapely.Point(180, 0)]))[0].coords[0]]
-    [20037508, 0]
-    """
-
-    def project(coords: np.ndarray) -> np.ndarray:
-        lon, lat = coords[:, 0], np.clip(coords[:, 1], -MAX_LATITUDE, MAX_LATITUDE)
-        y = EARTH_RADIUS * np.log(np.tan(np.pi / 4 + np.radians(lat) / 2))
-        return np.column_stack([EARTH_RADIUS * np.radians(lon), y])
-
-    return shapely.transform(geometries, project)
-
-
 def svg_map(items: Sequence[tuple[BaseGeometry | None, str, str]]) -> Markup:
     """An SVG map of (geometry, link, title) items; polygons simplified to what the map can show.
 
@@ -100,7 +85,7 @@ def svg_map(items: Sequence[tuple[BaseGeometry | None, str, str]]) -> Markup:
     kept = [(g, href, title) for g, href, title in items if g is not None and not g.is_empty]
     if not kept:
         return Markup("")
-    shapes = mercator(np.array([g for g, _, _ in kept], dtype=object))
+    shapes = geometries_to_mercator(np.array([g for g, _, _ in kept], dtype=object))
     west, south, east, north = shapely.total_bounds(shapes)
     pad = max(east - west, north - south) * 0.05 or 1000.0
     west, south, east, north = west - pad, south - pad, east + pad, north + pad

@@ -16,11 +16,12 @@ from shapely.geometry.base import BaseGeometry
 from werkzeug.datastructures import MIMEAccept, MultiDict
 
 from tileserver.core import crs as crs_
-from tileserver.core.errors import BadRequest, NotAcceptable, UnknownParameter
+from tileserver.core.errors import BadRequest, NotAcceptable, NotFound, UnknownParameter
 from tileserver.core.grid import BBox
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import CollectionInfo
+from tileserver.core.store import CollectionInfo
+from tileserver.core.tilesets import TMS_ID
 
 _INTEGER = re.compile(r"^\+?[0-9]{1,9}$")
 _NAME = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$")
@@ -43,6 +44,18 @@ def one(args: MultiDict, name: str) -> str | None:
     if len(values) > 1:
         raise BadRequest(f"parameter {name!r} is given {len(values)} times")
     return values[0] if values else None
+
+
+def json_only(args: MultiDict, accept: MIMEAccept) -> None:
+    """The checks of a JSON-only resource whose only parameter is `f` (absent or `json`)."""
+    check_known(args, ("f",))
+    output_format(one(args, "f"), accept, {"json": MediaType.JSON})
+
+
+def tile_matrix_set(tms: str) -> None:
+    """A 404 for any tile matrix set but the one every tile here is cut on."""
+    if tms != TMS_ID:
+        raise NotFound(f"no tile matrix set {tms[:50]!r}; offered: {TMS_ID}")
 
 
 def output_format(f: str | None, accept: MIMEAccept, offered: Mapping[str, str]) -> str:

@@ -17,7 +17,9 @@ from tileserver.core import colormap, image
 from tileserver.core.cog import RasterFile, read_point, read_tile
 from tileserver.core.errors import BadRequest, NotFound
 from tileserver.core.grid import Tile, is_valid
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
+from tileserver.core.tilesets import TMS_ID, TMS_URI
 from tileserver.web import context, params
 from tileserver.web.cache import CachedTile, prepare, tile_response
 
@@ -25,8 +27,6 @@ blueprint = Blueprint("raster", __name__)
 
 STYLE_PARAMS = ("colormap", "rescale")
 TILE_FORMATS = {name: fmt.media_type.value for name, fmt in image.FORMATS.items()}
-TMS = "WebMercatorQuad"
-TMS_URI = "http://www.opengis.net/def/tilematrixset/OGC/1.0/WebMercatorQuad"
 MERCATOR_URI = "http://www.opengis.net/def/crs/EPSG/0/3857"
 CRS84_URI = "http://www.opengis.net/def/crs/OGC/1.3/CRS84"
 REL = "http://www.opengis.net/def/rel/ogc/1.0/"
@@ -49,7 +49,7 @@ def rasters():
     return jsonify({
         "rasters": [_summary(raster_id, meta) for raster_id, meta in layers.items()],
         "colormaps": colormap.names(),
-        "links": [{"rel": "self", "type": MediaType.JSON, "href": f"{context.base_url()}/raster"}],
+        "links": [link(f"{context.base_url()}/raster", "self", MediaType.JSON)],
     })
 
 
@@ -84,27 +84,27 @@ def tile(raster_id: str, z: int, x: int, y: int, fmt: str):
 @blueprint.get("/raster/<raster_id>/tiles")
 def tilesets(raster_id: str):
     """The map tilesets of a raster (OGC API - Tiles): one, on WebMercatorQuad."""
-    _json_only()
+    params.json_only(request.args, request.accept_mimetypes)
     meta = _meta(raster_id)
     here = f"{context.base_url()}/raster/{raster_id}/tiles"
-    return jsonify({"tilesets": [_tileset_summary(raster_id, meta)], "links": [_link("self", here, MediaType.JSON)]})
+    return jsonify({"tilesets": [_tileset_summary(raster_id, meta)], "links": [link(here, "self", MediaType.JSON)]})
 
 
 @blueprint.get("/raster/<raster_id>/tiles/<tms>")
 def tileset(raster_id: str, tms: str):
     """The WebMercatorQuad map tileset of a raster, with its tile URL templates."""
-    _json_only()
+    params.json_only(request.args, request.accept_mimetypes)
     meta = _meta(raster_id)
-    _check_tms(tms)
+    params.tile_matrix_set(tms)
     west, south, east, north = meta["bounds"]
-    base = f"{context.base_url()}/raster/{raster_id}/tiles/{TMS}"
+    base = f"{context.base_url()}/raster/{raster_id}/tiles/{TMS_ID}"
     return jsonify({
         **_tileset_summary(raster_id, meta),
         "boundingBox": {"lowerLeft": [west, south], "upperRight": [east, north], "crs": CRS84_URI},
         "links": [
-            _link("self", base, MediaType.JSON),
-            _link(REL + "tiling-scheme", f"{context.base_url()}/tileMatrixSets/{TMS}", MediaType.JSON),
-            *({**_link("item", f"{base}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f={name}", media), "templated": True}
+            link(base, "self", MediaType.JSON),
+            link(f"{context.base_url()}/tileMatrixSets/{TMS_ID}", REL + "tiling-scheme", MediaType.JSON),
+            *({**link(f"{base}/{{tileMatrix}}/{{tileRow}}/{{tileCol}}?f={name}", "item", media), "templated": True}
               for name, media in TILE_FORMATS.items()),
         ],
     })
@@ -114,9 +114,9 @@ def tileset(raster_id: str, tms: str):
 def ogc_tile(raster_id: str, tms: str, tile_matrix: str, row: int, col: int):
     """One map tile (OGC API - Tiles); the format from `?f=` or the Accept header, PNG by default."""
     params.check_known(request.args, ("f", *STYLE_PARAMS))
-    _check_tms(tms)
+    params.tile_matrix_set(tms)
     if not _TILE_MATRIX.match(tile_matrix):
-        raise NotFound(f"no tile matrix {tile_matrix[:20]!r} in {TMS}")
+        raise NotFound(f"no tile matrix {tile_matrix[:20]!r} in {TMS_ID}")
     fmt = params.output_format(params.one(request.args, "f"), request.accept_mimetypes, TILE_FORMATS)
     response = _tile(raster_id, Tile(int(tile_matrix), col, row), fmt)
     response.headers["Vary"] = "Accept, Accept-Encoding"
@@ -163,7 +163,7 @@ def _tile(raster_id: str, tile: Tile, fmt: str) -> Response:
     """A tile through the cache, with ETag and 304; a tile outside the grid is a 404."""
     meta = _meta(raster_id)
     if not is_valid(tile):
-        raise NotFound(f"tile {tile.z}/{tile.x}/{tile.y} is outside the {TMS} grid")
+        raise NotFound(f"tile {tile.z}/{tile.x}/{tile.y} is outside the {TMS_ID} grid")
     style = _style(meta)
     key = ("raster", context.snapshot().version.id, raster_id, tile, fmt, style)
     cached = context.cache().get_or_make(key, lambda: render_tile(meta, tile, fmt, style))
@@ -201,11 +201,6 @@ def _coordinate(name: str, raw: str | None, limit: float) -> float:
     return value
 
 
-def _check_tms(tms: str) -> None:
-    if tms != TMS:
-        raise NotFound(f"no tile matrix set {tms[:50]!r} for rasters; use {TMS}")
-
-
 def _summary(raster_id: str, meta: dict) -> dict:
     """One entry of `/raster`: what a map needs to offer the layer."""
     base = f"{context.base_url()}/raster/{raster_id}"
@@ -223,12 +218,12 @@ def _summary(raster_id: str, meta: dict) -> dict:
         "tiles": [_tiles_url(raster_id, "png")],
         "legend": f"{base}/legend.png",
         "links": [
-            _link("describedby", f"{base}.json", MediaType.JSON, "TileJSON"),
-            *({**_link("item", f"{base}/{{z}}/{{x}}/{{y}}.{name}", media), "templated": True}
+            link(f"{base}.json", "describedby", MediaType.JSON, "TileJSON"),
+            *({**link(f"{base}/{{z}}/{{x}}/{{y}}.{name}", "item", media), "templated": True}
               for name, media in TILE_FORMATS.items()),
-            _link(REL + "tilesets-map", f"{base}/tiles", MediaType.JSON),
-            _link("legend", f"{base}/legend.png", MediaType.PNG),
-            {**_link("value", f"{base}/point?lon={{lon}}&lat={{lat}}", MediaType.JSON), "templated": True},
+            link(f"{base}/tiles", REL + "tilesets-map", MediaType.JSON),
+            link(f"{base}/legend.png", "legend", MediaType.PNG),
+            {**link(f"{base}/point?lon={{lon}}&lat={{lat}}", "value", MediaType.JSON), "templated": True},
         ],
     }
 
@@ -239,7 +234,7 @@ def _tileset_summary(raster_id: str, meta: dict) -> dict:
         "dataType": "map",
         "crs": MERCATOR_URI,
         "tileMatrixSetURI": TMS_URI,
-        "links": [_link("self", f"{context.base_url()}/raster/{raster_id}/tiles/{TMS}", MediaType.JSON)],
+        "links": [link(f"{context.base_url()}/raster/{raster_id}/tiles/{TMS_ID}", "self", MediaType.JSON)],
     }
 
 
@@ -248,16 +243,3 @@ def _tiles_url(raster_id: str, fmt: str) -> str:
     style = {name: request.args[name] for name in STYLE_PARAMS if name in request.args}
     query = f"?{urlencode(style)}" if style else ""
     return f"{context.base_url()}/raster/{raster_id}/{{z}}/{{x}}/{{y}}.{fmt}{query}"
-
-
-def _link(rel: str, href: str, media_type: str, title: str = "") -> dict:
-    link = {"rel": rel, "type": str(media_type), "href": href}
-    if title:
-        link["title"] = title
-    return link
-
-
-def _json_only() -> None:
-    """Accept `?f=json` (and nothing else) on the JSON-only resources."""
-    params.check_known(request.args, ("f",))
-    params.output_format(params.one(request.args, "f"), request.accept_mimetypes, {"json": MediaType.JSON})

@@ -17,7 +17,7 @@ from styles.catalogue import title
 from styles.classes import format_number
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
 from tileserver.core.errors import NotFound
-from tileserver.core.stores.base import CollectionInfo, Feature
+from tileserver.core.store import CollectionInfo, Feature
 from tileserver.web import context
 
 blueprint = Blueprint("sheets", __name__)
@@ -62,8 +62,8 @@ class Sheet:
 def sheet_page(collection: str, fid: str) -> str:
     """A school's or a territory's sheet; `?partial=1` for the map's side panel."""
     snap = context.snapshot()
-    info = next((c for c in snap.collections() if c.id == collection), None)
-    feature = snap.get(collection, fid) if info else None
+    info = snap.collection(collection)
+    feature = snap.get(collection, fid)
     if feature is None:
         raise NotFound(f"no {collection} {fid!r}")
     sheet = build_sheet(info, feature, snap.catalogue(), context.base_url())

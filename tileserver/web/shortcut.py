@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import TileFilter
+from tileserver.core.store import TileFilter
 from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, cdn_tags, matches_etag
 from tileserver.web.tiles import parse_layers, parse_tile
 from tileserver.web.warm import VersionGate

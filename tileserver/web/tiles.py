@@ -20,8 +20,9 @@ from tileserver.core import tilesets
 from tileserver.core.dataset import COUNTED_TYPES
 from tileserver.core.errors import BadRequest, NotFound
 from tileserver.core.grid import MAX_ZOOM, Tile, is_valid
+from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.stores.base import CollectionInfo, Snapshot, TileFilter
+from tileserver.core.store import CollectionInfo, Snapshot, TileFilter
 from tileserver.web import context, params
 from tileserver.web.cache import cached_tile, cdn_tags, tile_response
 
@@ -73,23 +74,23 @@ def tilejson(layers: str) -> Response:
 @blueprint.get("/tileMatrixSets")
 def tile_matrix_sets() -> Response:
     """The tile matrix sets offered."""
-    _json_only()
+    params.json_only(request.args, request.accept_mimetypes)
     return _document(tilesets.tile_matrix_sets(context.base_url()))
 
 
 @blueprint.get("/tileMatrixSets/<tms>")
 def tile_matrix_set(tms: str) -> Response:
     """The definition of WebMercatorQuad."""
-    _json_only()
-    _check_tms(tms)
+    params.json_only(request.args, request.accept_mimetypes)
+    params.tile_matrix_set(tms)
     return _document(tilesets.tile_matrix_set())
 
 
 @blueprint.get("/collections/<cid>/tiles")
 def collection_tilesets(cid: str) -> Response:
     """The vector tilesets of a collection."""
-    _json_only()
-    info = parse_collection(context.snapshot(), cid)
+    params.json_only(request.args, request.accept_mimetypes)
+    info = context.snapshot().collection(cid)
     return _document(tilesets.tilesets(info, base=context.base_url()))
 
 
@@ -99,8 +100,8 @@ def collection_tileset(cid: str, tms: str) -> Response:
     params.check_known(request.args, ("f", *FILTERS))
     params.output_format(params.one(request.args, "f"), request.accept_mimetypes, JSON)
     snap = context.snapshot()
-    info = parse_collection(snap, cid)
-    _check_tms(tms)
+    info = snap.collection(cid)
+    params.tile_matrix_set(tms)
     query = tile_query(snap.version.id, parse_filters(request.args))
     sums = snap.meta()["cluster_sums"]
     return _document(tilesets.tileset(info, base=context.base_url(), query=query, sums=sums))
@@ -110,8 +111,8 @@ def collection_tileset(cid: str, tms: str) -> Response:
 def collection_tile(cid: str, tms: str, tile_matrix: str, tile_row: str, tile_col: str) -> Response:
     """One vector tile of a collection (OGC API - Tiles); 404 outside the tileset's limits."""
     snap = context.snapshot()
-    info = parse_collection(snap, cid)
-    _check_tms(tms)
+    info = snap.collection(cid)
+    params.tile_matrix_set(tms)
     tile = parse_tile(tile_matrix, tile_col, tile_row)
     check_limits(info, tile)
     filters, version = parse_tile_args(request.args)
@@ -135,35 +136,12 @@ def _document(body: dict) -> Response:
     return response
 
 
-def _json_only() -> None:
-    """The checks of a JSON-only resource whose only parameter is `f`."""
-    params.check_known(request.args, ("f",))
-    params.output_format(params.one(request.args, "f"), request.accept_mimetypes, JSON)
-
-
-def _check_tms(tms: str) -> None:
-    if tms != tilesets.TMS_ID:
-        raise NotFound(f"no tile matrix set {tms[:50]!r}; offered: {tilesets.TMS_ID}")
-
-
 def parse_layers(snap: Snapshot, raw: str) -> list[CollectionInfo]:
     """The collections named by a comma list, in the order given; unknown is a 404, repeated a 400."""
-    known = {info.id: info for info in snap.collections()}
     names = raw.split(",")
     if len(set(names)) != len(names):
         raise BadRequest(f"layers {raw[:200]!r}: a collection is named twice")
-    for name in names:
-        if name not in known:
-            raise NotFound(f"no collection {name[:100]!r}; known: {', '.join(known)}")
-    return [known[name] for name in names]
-
-
-def parse_collection(snap: Snapshot, cid: str) -> CollectionInfo:
-    """One collection by its id, or a 404."""
-    found = next((info for info in snap.collections() if info.id == cid), None)
-    if found is None:
-        raise NotFound(f"no collection {cid[:100]!r}")
-    return found
+    return [snap.collection(name) for name in names]
 
 
 def parse_tile(z: str, x: str, y: str) -> Tile:
@@ -236,5 +214,5 @@ def tile_query(version: str, filters: TileFilter) -> str:
 def collection_links(cid: str) -> list[dict[str, str]]:
     """The links a collection's description gives to its tiles (for `/collections/{id}`)."""
     base = context.base_url()
-    return [tilesets.link(f"{base}/collections/{cid}/tiles", tilesets.REL_TILESETS_VECTOR, MediaType.JSON,
+    return [link(f"{base}/collections/{cid}/tiles", tilesets.REL_TILESETS_VECTOR, MediaType.JSON,
                           "Vector tilesets")]

@@ -23,7 +23,7 @@ from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache, key_text
-from tileserver.core.stores.base import Snapshot, Store, TileFilter
+from tileserver.core.store import Snapshot, Store, TileFilter
 from tileserver.web.cache import mvt_key, prepare
 
 log = logging.getLogger("ecarto.warm")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from tileserver.core.errors import ConfigError
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import Store
+from tileserver.core.store import Store
 
 
 def open_store(url: str, settings: Settings) -> Store:

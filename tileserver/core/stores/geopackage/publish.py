@@ -63,8 +63,8 @@ from shapely.geometry import MultiPolygon
 
 from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer
 from tileserver.core.errors import IngestError
-from tileserver.core.grid import to_mercator
-from tileserver.core.stores.base import VersionInfo, collection_meta
+from tileserver.core.mercator import to_mercator
+from tileserver.core.store import VersionInfo, collection_meta
 from tileserver.core.stores.geopackage import container, geometry
 from tileserver.core.stores.geopackage.container import quote
 

@@ -16,7 +16,7 @@ from tileserver.core import cql
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
-from tileserver.core.stores.base import CollectionInfo, Feature, FeatureQuery, typed
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, typed
 from tileserver.core.stores.geopackage import geometry
 from tileserver.core.stores.geopackage.container import quote, rtree_name
 

@@ -18,7 +18,7 @@ from urllib.parse import quote as quote_uri
 from tileserver.core import cql
 from tileserver.core.errors import Unavailable
 from tileserver.core.grid import Tile
-from tileserver.core.stores.base import (
+from tileserver.core.store import (
     Feature,
     FeaturePage,
     FeatureQuery,

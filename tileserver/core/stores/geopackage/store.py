@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from tileserver.core.dataset import Dataset
 from tileserver.core.errors import IngestError
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import VersionInfo
+from tileserver.core.store import VersionInfo
 from tileserver.core.stores.geopackage import layout
 from tileserver.core.stores.geopackage.publish import History, write_version
 from tileserver.core.stores.geopackage.snapshot import GeoPackageSnapshot, connect

@@ -17,18 +17,9 @@ import shapely
 
 from tileserver.core import mvt, tilecontent
 from tileserver.core.dataset import COUNTED_TYPES
-from tileserver.core.grid import (
-    EARTH_RADIUS,
-    MAX_LATITUDE,
-    ORIGIN,
-    Bounds,
-    Tile,
-    tile_bbox,
-    tile_bounds,
-    tile_size,
-    to_lnglat,
-)
-from tileserver.core.stores.base import CollectionInfo, TileFilter
+from tileserver.core.grid import Bounds, Tile, tile_bbox, tile_bounds, tile_size
+from tileserver.core.mercator import ORIGIN, array_to_mercator, to_lnglat
+from tileserver.core.store import CollectionInfo, TileFilter
 from tileserver.core.stores.geopackage import geometry
 from tileserver.core.stores.geopackage.container import quote, rtree_name
 from tileserver.core.tilecontent import Content, LayerPlan
@@ -137,7 +128,7 @@ def _full_shapes(conn: sqlite3.Connection, info: CollectionInfo, bounds: Bounds)
     )
     rows = conn.execute(sql, (east, west, north, south)).fetchall()
     shapes = np.array([geometry.decode(r[1]) for r in rows], dtype=object)
-    return _layer(info, shapely.transform(shapes, _mercator), rows, first_property=2)
+    return _layer(info, shapely.transform(shapes, array_to_mercator), rows, first_property=2)
 
 
 def _layer(info: CollectionInfo, geometries: np.ndarray, rows: list[tuple], first_property: int) -> mvt.TileLayer:
@@ -161,13 +152,6 @@ def _buffered(bounds: Bounds) -> Bounds:
     """The tile's box grown by the MVT buffer."""
     margin = (bounds.right - bounds.left) * mvt.BUFFER / mvt.EXTENT
     return Bounds(bounds.left - margin, bounds.bottom - margin, bounds.right + margin, bounds.top + margin)
-
-
-def _mercator(lnglat: np.ndarray) -> np.ndarray:
-    """Longitude/latitude pairs in EPSG:3857, latitude clamped to the grid (vectorised `grid.to_mercator`)."""
-    lat = np.radians(np.clip(lnglat[:, 1], -MAX_LATITUDE, MAX_LATITUDE))
-    x = EARTH_RADIUS * np.radians(lnglat[:, 0])
-    return np.column_stack([x, EARTH_RADIUS * np.log(np.tan(np.pi / 4 + lat / 2))])
 
 
 def _others(column: str, allowed: tuple[str, ...]) -> str:

@@ -54,7 +54,7 @@ from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
 from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer
-from tileserver.core.stores.base import collection_meta
+from tileserver.core.store import collection_meta
 
 COLUMN_TYPES = {
     "string": 'text COLLATE "C"',  # byte order, like SQLite: both stores sort strings alike

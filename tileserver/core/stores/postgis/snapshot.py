@@ -8,7 +8,7 @@ from typing import Any
 import shapely
 
 from tileserver.core.grid import Tile
-from tileserver.core.stores.base import (
+from tileserver.core.store import (
     Feature,
     FeaturePage,
     FeatureQuery,

@@ -11,7 +11,7 @@ from psycopg import errors
 from tileserver.core.dataset import Dataset
 from tileserver.core.errors import IngestError
 from tileserver.core.settings import Settings
-from tileserver.core.stores.base import VersionInfo
+from tileserver.core.store import VersionInfo
 from tileserver.core.stores.postgis import versions
 from tileserver.core.stores.postgis.database import Database
 from tileserver.core.stores.postgis.publish import copy_rasters, write_version

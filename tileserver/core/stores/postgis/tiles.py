@@ -17,8 +17,9 @@ from psycopg import sql
 
 from tileserver.core import mvt, tilecontent
 from tileserver.core.dataset import COUNTED_TYPES
-from tileserver.core.grid import ORIGIN, Bounds, Tile, tile_bounds, tile_size
-from tileserver.core.stores.base import CollectionInfo, TileFilter
+from tileserver.core.grid import Bounds, Tile, tile_bounds, tile_size
+from tileserver.core.mercator import ORIGIN
+from tileserver.core.store import CollectionInfo, TileFilter
 from tileserver.core.stores.postgis.database import Database
 from tileserver.core.tilecontent import Content, LayerPlan
 

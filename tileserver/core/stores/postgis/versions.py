@@ -21,7 +21,7 @@ import psycopg
 from psycopg import errors, sql
 from psycopg.types.json import Jsonb
 
-from tileserver.core.stores.base import VersionInfo
+from tileserver.core.store import VersionInfo
 
 log = logging.getLogger(__name__)
 

@@ -109,7 +109,7 @@ class VersionMeta:
         """One collection's description, or NotFound."""
         info = self._collections.get(name)
         if info is None:
-            raise NotFound(f"no collection {name!r}")
+            raise NotFound(f"no collection {name[:100]!r}; see /collections")
         return info
 
     def catalogue(self) -> list[dict]:
@@ -218,6 +218,10 @@ class Snapshot(Protocol):
 
     def collections(self) -> list[CollectionInfo]:
         """Every collection of this version."""
+        ...
+
+    def collection(self, name: str) -> CollectionInfo:
+        """One collection's description, or NotFound (a 404)."""
         ...
 
     def catalogue(self) -> list[dict]:
