@@ -194,9 +194,11 @@ def seed(database: Path, work: Path) -> dict:
                       env=os.environ, log=work / "seed.log", timeout=7200)
     summary = (work / "seed.log").read_text().strip().splitlines()[-1]
     tiles = int(summary.split(": ")[1].split(" tiles")[0])
-    found = {"seconds": round(timed.seconds, 1), "tiles": tiles, "tiles_per_s": round(tiles / timed.seconds, 1),
-             "max_rss_mb": round(timed.max_rss_mb), "returncode": timed.returncode, "summary": summary}
-    print(f"  seed: {found['seconds']} s, {tiles} tiles, {found['tiles_per_s']} tiles/s")
+    found = {"seconds": round(timed.seconds, 1), "cpu_seconds": round(timed.cpu_seconds, 1), "tiles": tiles,
+             "tiles_per_s": round(tiles / timed.seconds, 1), "max_rss_mb": round(timed.max_rss_mb),
+             "returncode": timed.returncode, "summary": summary}
+    print(f"  seed: {found['seconds']} s ({found['cpu_seconds']} s of processor), {tiles} tiles,"
+          f" {found['tiles_per_s']} tiles/s")
     return found
 
 

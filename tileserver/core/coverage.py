@@ -57,6 +57,11 @@ class ZoomTiles:
             yield Tile(self.z, x, y)
 
 
+def feature_boxes(snapshot: Snapshot, info: CollectionInfo) -> np.ndarray:
+    """The EPSG:3857 bounding box (left, bottom, right, top) of every feature of a collection, one row each."""
+    return shapely.bounds(geometries(snapshot, info)).reshape(-1, 4)
+
+
 def covered(snapshot: Snapshot, infos: Sequence[CollectionInfo], minzoom: int, maxzoom: int) -> dict[int, ZoomTiles]:
     """The tiles that can hold a feature of the collections, per zoom."""
     found: dict[int, list[np.ndarray]] = {z: [] for z in range(minzoom, maxzoom + 1)}
