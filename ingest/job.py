@@ -22,11 +22,12 @@ from ingest import indicators as ind
 from ingest import rollup
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
-from ingest.manifest import Indicator, Manifest
+from ingest.manifest import Indicator, Manifest, fingerprint
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
-from ingest.schools import Schools, read_schools
+from ingest.schools import Schools, check_departements, check_loaded, read_schools
+from ingest.summaries import published_catalogue, territory_summaries
 from ingest.territories import (
     Territories,
     current_communes,
@@ -79,14 +80,15 @@ NC_DESCRIPTION = ("Non communiqué : établissements concernés par l'indicateur
 class Ingest:
     """One run over a manifest: each step is a method, so a failure names its step."""
 
-    def __init__(self, manifest: Manifest, *, cache_dir: Path, mirror: str | None = None,
+    def __init__(self, manifest: Manifest, *, cache_dir: Path, scratch: Path, mirror: str | None = None,
                  progress: bool = True, cluster_maxzoom: int = DEFAULT_CLUSTER_MAXZOOM):
         self.manifest = manifest
         self.cache_dir = cache_dir
+        self.scratch = scratch  # beside the store: temporary files (rasters) until publish
         self.mirror = mirror
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
-        self.report = Report()
+        self.report = Report(fingerprint=fingerprint(manifest))
         self.bar: tqdm | None = None
 
     def fetch(self, url: str) -> Path:
@@ -95,14 +97,14 @@ class Ingest:
 
     def build(self) -> Dataset:
         """Read every source and build the complete dataset in memory, with a progress bar."""
-        steps = 6 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
+        steps = 7 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
         with tqdm(total=steps, desc="ingest", unit="step", disable=not self.progress, leave=False) as bar:
             self.bar = bar
             return self._build()
 
     def _build(self) -> Dataset:
         territories = self._step("territories", self.read_territories)
-        schools = self._step("schools", self.read_schools)
+        schools = self._step("schools", lambda: self.read_schools(territories.get("departements")))
         self._step("territory codes", lambda: assign_territories(schools, territories, self.report))
         if "academies" not in territories:
             territories["academies"] = derive_academies_from_schools(territories["departements"], schools)
@@ -122,15 +124,19 @@ class Ingest:
         clusters = self._step("clusters", lambda: school_clusters(schools, values, self.manifest.indicators,
                                                                   self.cluster_maxzoom))
         rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
-                                                              self.report))
+                                                              self.report, self.scratch))
+        entries = [i.to_dict(vintage) for i, vintage in vintages(self.manifest.indicators, tables)]
+        catalogue = published_catalogue(entries, layers)
+        summaries = self._step("summaries", lambda: territory_summaries(catalogue, layers))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
             cluster_maxzoom=self.cluster_maxzoom,
             cluster_cells=DEFAULT_CELLS,
-            catalogue=[i.to_dict(vintage) for i, vintage in vintages(self.manifest.indicators, tables)],
+            catalogue=catalogue,
             report=self.report.to_dict(),
             rasters=rasters,
+            summaries=summaries,
         )
 
     def read_territories(self) -> dict[str, Territories]:
@@ -141,13 +147,13 @@ class Ingest:
             if source is None:
                 continue
             path = self.fetch(source.url)
-            out[level] = read_territories(level, path, report=self.report.dataset(level, str(path)),
+            out[level] = read_territories(level, path, report=self.report.dataset(level, source.url),
                                           fields=source.fields)
         epci = self.manifest.sources.get("epci")
         if epci is not None:
             path = self.fetch(epci.url)
             history = epci.options.get("history")
-            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", str(path)),
+            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", epci.url),
                                     history=self.fetch(history) if history else None, fields=epci.fields)
         return out
 
@@ -157,16 +163,18 @@ class Ingest:
         if source is None:
             return {}
         path = self.fetch(source.url)
-        report = self.report.dataset("history", str(path))
+        report = self.report.dataset("history", source.url)
         mapping = current_communes(path, report)
         report.note(f"{len(mapping)} former commune codes lead to a current commune")
         return mapping
 
-    def read_schools(self) -> Schools:
-        """The school directory."""
+    def read_schools(self, departements: Territories | None) -> Schools:
+        """The school directory, each school checked against its département's outline when there is one."""
         source = self.manifest.sources["schools"]
         path = self.fetch(source.url)
-        return read_schools(path, report=self.report.dataset(SCHOOLS, str(path)), fields=source.fields)
+        report = self.report.dataset(SCHOOLS, source.url)
+        schools = read_schools(path, report=report, fields=source.fields)
+        return check_loaded(check_departements(schools, departements, report) if departements else schools, report)
 
     def _step(self, name: str, work: Callable):
         """Run one step, advancing the progress bar and logging its time."""
@@ -181,12 +189,12 @@ class Ingest:
 
 
 def run(manifest: Manifest, store: Store, *, allow_partial: bool = False, **options) -> tuple[VersionInfo, Report]:
-    """Build the dataset, then publish it in one atomic step.
+    """Check the store can take a version (before reading any source), build the dataset, publish it atomically.
 
     A run that lost a `main` indicator (source unreachable, column missing) publishes nothing, so
     the previous version keeps serving, unless `allow_partial`: the report then says `partial`.
     """
-    job = Ingest(manifest, **options)
+    job = Ingest(manifest, scratch=store.check_publish(), **options)
     dataset = job.build()
     lost = job.report.lost_main()
     if lost and not allow_partial:

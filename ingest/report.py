@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tileserver.core.provenance import source_name
+
 MAX_LISTED = 1000  # rejections kept per dataset; the count stays exact beyond it
 
 
@@ -77,6 +79,7 @@ class Report:
 
     datasets: dict[str, DatasetReport] = field(default_factory=dict)
     missing: list[dict] = field(default_factory=list)  # indicators lost: id, main, reason
+    fingerprint: str = ""  # what the run read (`ingest.manifest.fingerprint`): `--if-changed` compares it
 
     @property
     def partial(self) -> bool:
@@ -92,14 +95,14 @@ class Report:
         self.missing.extend({"id": i.id, "main": i.main, "reason": reason} for i in indicators)
 
     def dataset(self, name: str, file: str) -> DatasetReport:
-        """The report of a dataset, created on first use."""
+        """The report of a dataset, created on first use; `file` is kept as its URL or bare name (it is public)."""
         if name not in self.datasets:
-            self.datasets[name] = DatasetReport(name, file)
+            self.datasets[name] = DatasetReport(name, source_name(file))
         return self.datasets[name]
 
     def to_dict(self) -> dict:
         return {"datasets": [d.to_dict() for d in self.datasets.values()], "partial": self.partial,
-                "missing": list(self.missing)}
+                "missing": list(self.missing), "fingerprint": self.fingerprint}
 
     def summary(self, show: int = 5) -> str:
         """A human-readable table, with the first rejections of each dataset."""

@@ -12,7 +12,7 @@ import pytest
 
 from styles import palettes
 from styles.catalogue import StyleSource, style_ids, theme_indicators
-from styles.classes import SHARE_BREAKS, for_aggregates, for_schools
+from styles.classes import for_aggregates, for_schools, format_number
 from styles.maplibre import build_style
 from tests.themed import ZOOMS, catalogue
 from tileserver.core.settings import Settings
@@ -56,11 +56,11 @@ def test_every_source_and_source_layer_exists_in_its_tilejson(themed_app):
         style = client.get(url).get_json()
         tilejsons = {}
         for name, source in style["sources"].items():
-            assert source["url"].startswith(f"{BASE}/tiles/"), source
+            assert source["url"].startswith(f"{BASE}/tiles/") or source["url"] == f"{BASE}/map/labels.json", source
             response = client.get(urlsplit(source["url"]).path)
             assert response.status_code == 200, source["url"]
             tilejsons[name] = response.get_json()
-            assert all(t.startswith(f"{BASE}/tiles/") for t in tilejsons[name]["tiles"])
+            assert all(t.startswith((f"{BASE}/tiles/", f"{BASE}/map/labels/")) for t in tilejsons[name]["tiles"])
         for layer in style["layers"]:
             if "source" in layer:
                 ids = {v["id"] for v in tilejsons[layer["source"]]["vector_layers"]}
@@ -84,7 +84,7 @@ def test_style_zooms_and_levels_follow_the_tilejson(themed_app):
 
 def test_a_chosen_level_shows_alone_at_every_zoom(themed_app):
     layers = themed_app.test_client().get("/styles/services?level=epci").get_json()["layers"]
-    fills = {layer["id"]: layer for layer in layers if layer["type"] == "fill"}
+    fills = {layer["id"]: layer for layer in layers if layer["id"].endswith("-fill")}
     assert [i for i, layer in fills.items() if layer["layout"]["visibility"] == "visible"] == ["epci-fill"]
     assert (fills["epci-fill"]["minzoom"], fills["epci-fill"]["maxzoom"]) == (0, 24)
     shown = [layer["id"] for layer in layers if layer.get("layout", {}).get("visibility") == "visible"]
@@ -92,17 +92,39 @@ def test_a_chosen_level_shows_alone_at_every_zoom(themed_app):
     assert sorted(outlines) == ["departements-outline", "epci-outline", "regions-outline"]
 
 
-def test_themes_colour_by_their_main_indicator_with_the_catalogue_classes(themed_app):
+def published_entry(app, indicator: str) -> dict:
+    """An indicator's catalogue entry as the app's version published it."""
+    return next(e for e in app.extensions["ecarto.store"].current().catalogue() if e["id"] == indicator)
+
+
+def test_territories_are_coloured_by_the_classes_computed_for_their_level(themed_app):
     style = themed_app.test_client().get("/styles/connectivite").get_json()
-    fill = next(layer for layer in style["layers"] if layer["id"] == "departements-fill")["paint"]["fill-color"]
+    layers = {layer["id"]: layer for layer in style["layers"]}
+    fill = layers["departements-fill"]["paint"]["fill-color"]
     assert fill[0] == "case" and fill[-1] == palettes.NO_DATA
     step = fill[2]
     assert step[:2] == ["step", ["get", "debit_descendant_mbps"]]
-    assert step[3::2] == [8, 30, 100, 300]  # the breaks of sources/local.toml
+    speed = published_entry(themed_app, "debit_descendant_mbps")
+    assert step[3::2] == speed["breaks_by_level"]["departements"] != [8, 30, 100, 300]
+    assert layers["communes-fill"]["paint"]["fill-color"][2][3::2] == speed["breaks_by_level"]["communes"]
+    # single schools keep the catalogue's limits, set for them
+    assert layers["etablissements-points"]["paint"]["circle-color"][2][3::2] == [8, 30, 100, 300]
     assert style["metadata"]["ecarto:indicator"] == "debit_descendant_mbps"
+    legend = style["metadata"]["ecarto:legend"]
+    labels = [c["label"] for c in legend["levels"]["departements"]["classes"]]
+    assert labels[0] == f"< {format_number(speed['breaks_by_level']['departements'][0])}" and len(labels) == 5
+    assert legend["territories"] == legend["levels"]["regions"]  # the first level of the automatic mode
+    assert legend["auto"][0] == ["regions", 0, 6]
+    assert legend["levels"]["departements"]["no_data"]["colour"] == palettes.NO_DATA
+
+
+def test_the_catalogue_classes_stay_available_as_an_override(themed_app):
+    style = themed_app.test_client().get("/styles/connectivite?classes=catalogue&level=departements").get_json()
+    fill = next(layer for layer in style["layers"] if layer["id"] == "departements-fill")["paint"]["fill-color"]
+    assert fill[2][3::2] == [8, 30, 100, 300]
     legend = style["metadata"]["ecarto:legend"]["territories"]
     assert [c["label"] for c in legend["classes"]] == ["< 8", "8 – 30", "30 – 100", "100 – 300", "≥ 300"]
-    assert legend["no_data"]["colour"] == palettes.NO_DATA
+    assert themed_app.test_client().get("/styles/connectivite?classes=autres").status_code == 400
 
 
 def test_yes_no_indicators_are_shares_on_territories_and_clusters(themed_app):
@@ -110,7 +132,8 @@ def test_yes_no_indicators_are_shares_on_territories_and_clusters(themed_app):
     layers = {layer["id"]: layer for layer in style["layers"]}
     assert style["metadata"]["ecarto:indicator"] == "ent"
     territory = layers["communes-fill"]["paint"]["fill-color"]
-    assert territory[2][3::2] == list(SHARE_BREAKS)
+    ent = published_entry(themed_app, "ent")
+    assert territory[2][3::2] == ent["breaks_by_level"]["communes"]
     cluster = json.dumps(layers["etablissements-clusters"]["paint"]["circle-color"])
     assert '"ent_sum"' in cluster and '"ent_n"' in cluster and '["*", 100' in cluster
     point = layers["etablissements-points"]["paint"]["circle-color"]
@@ -139,9 +162,10 @@ def test_the_neutral_style_colours_schools_by_type_and_has_no_indicator(themed_a
         "École", "Collège", "Lycée", "Autre"]
 
 
-def test_source_urls_follow_proxy_headers_and_the_base_url_setting(themed_app, themed_store):
+def test_source_urls_follow_trusted_proxy_headers_and_the_base_url_setting(themed_store):
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "carto.example.org", "X-Forwarded-Prefix": "/ecarto"}
-    style = themed_app.test_client().get("/styles/connectivite", headers=headers).get_json()
+    behind = create_app(Settings(database=themed_store.url, trusted_proxies="127.0.0.1"), store=themed_store)
+    style = behind.test_client().get("/styles/connectivite", headers=headers).get_json()
     assert style["sources"]["communes"]["url"] == "https://carto.example.org/ecarto/tiles/communes.json"
     configured = create_app(Settings(database=themed_store.url, base_url="https://ecarto.fr/"), store=themed_store)
     style = configured.test_client().get("/styles/connectivite", headers=headers).get_json()
@@ -171,8 +195,8 @@ def test_styles_list_links_each_style_its_map_and_its_qgis_file(themed_app):
 def test_only_present_collections_become_sources():
     source = StyleSource(catalogue(), {"etablissements": (0, 14), "departements": (0, 12)}, BASE, 12)
     style = build_style(source, "connectivite")
-    assert set(style["sources"]) == {"etablissements", "departements"}
-    assert {layer.get("source") for layer in style["layers"]} == {None, "etablissements", "departements"}
+    assert set(style["sources"]) == {"etablissements", "departements", "labels"}
+    assert {layer.get("source") for layer in style["layers"]} == {None, "etablissements", "departements", "labels"}
 
 
 def test_style_ids_come_from_the_catalogue():

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from tileserver.core.errors import ConfigError
 
@@ -17,28 +19,29 @@ PREFIX = "ECARTO_"
 class Settings:
     """Everything an operator can set; each field is read from `ECARTO_<NAME>`."""
 
-    database: str = "var/ecarto.gpkg"
-    base_url: str = ""  # public URL prefix when behind a proxy; else taken from the request
-    cors_origins: str = "*"
+    database: str = "var/ecarto.gpkg"  # a GeoPackage path or a postgresql:// URL
+    base_url: str = ""  # the public URL prefix; when set, no request header changes a link
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-* headers are believed
+    cors_origins: str = "*"  # the Access-Control-Allow-Origin every response carries
     cache_bytes: int = 256 * 1024 * 1024  # in-process tile cache, per worker
-    cache_control: str = "public, max-age=3600"
-    default_limit: int = 10
-    max_limit: int = 10_000
-    max_filter_depth: int = 20
-    max_filter_length: int = 20_000
+    cache_control: str = "public, max-age=3600"  # Cache-Control of tiles and features
+    default_limit: int = 10  # features per page when the request gives no `limit`
+    max_limit: int = 10_000  # the largest `limit` a request may ask; above it is a 400
+    max_filter_depth: int = 20  # nesting depth of a CQL2 filter; deeper is a 400
+    max_filter_length: int = 20_000  # characters of a CQL2 filter; longer is a 400
     version_check_seconds: float = 1.0  # how often a worker looks for a newly published version
-    basemap_url: str = ""  # optional raster basemap template for the map page and styles
-    db_pool_size: int = 4
-    db_timeout_seconds: float = 5.0
+    basemap_url: str = ""  # a MapLibre style URL under /map, or a raster `{z}/{x}/{y}` template in the styles
+    db_pool_size: int = 4  # PostGIS connections per worker (pool maximum)
+    db_timeout_seconds: float = 5.0  # PostGIS connect and pool wait; past it a 503, not a hang
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
     redis_url: str = ""  # the tile cache shared by every worker and machine (docs/scaling.md); unset: none
     redis_prefix: str = "ecarto"  # of every key, so several deployments can share one Redis
-    redis_timeout_seconds: float = 0.05  # a slower Redis is skipped...
-    redis_backoff_seconds: float = 5.0  # ...and left alone this long
+    redis_timeout_seconds: float = 0.05  # a Redis call slower than this is given up, and Redis left alone a while
+    redis_backoff_seconds: float = 5.0  # how long a worker leaves Redis alone after a failed or slow call
     hot_sample: int = 16  # one tile request in this many is counted, to warm the next version's hot set
-    warm_maxzoom: int = 8  # a new version is served once every tile up to this zoom is in the shared cache...
-    warm_top: int = 2000  # ...with the previous version's most requested tiles...
-    warm_deadline_seconds: float = 120.0  # ...or when this time has passed since it was published
+    warm_maxzoom: int = 8  # a new version's warm-up makes every tile up to this zoom (docs/scaling.md)
+    warm_top: int = 2000  # and this many of the previous version's most requested tiles
+    warm_deadline_seconds: float = 120.0  # a new version is served after this long, warm or not
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:
@@ -51,6 +54,9 @@ class Settings:
             raise ConfigError("ECARTO_CACHE_BYTES cannot be negative")
         if self.db_pool_size < 1:
             raise ConfigError("ECARTO_DB_POOL_SIZE must be at least 1")
+        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"ECARTO_BASE_URL={self.base_url!r} must start with http:// or https://")
+        proxy_networks(self.trusted_proxies)
         if self.redis_timeout_seconds <= 0 or self.redis_backoff_seconds < 0:
             raise ConfigError("ECARTO_REDIS_TIMEOUT_SECONDS must be positive, "
                               "ECARTO_REDIS_BACKOFF_SECONDS not negative")
@@ -71,6 +77,21 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(text: str) -> tuple[Network, ...]:
+    """The networks of `ECARTO_TRUSTED_PROXIES`: addresses or CIDRs, comma-separated; none by default.
+
+    >>> [str(n) for n in proxy_networks("10.0.0.0/8, 127.0.0.1,::1")]
+    ['10.0.0.0/8', '127.0.0.1/32', '::1/128']
+    """
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"{PREFIX}TRUSTED_PROXIES={text!r}: {error}") from None
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

@@ -44,11 +44,14 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    # Part 9 (Text Search) is a draft (OGC 24-031): `q` on items
+    "http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/text-search",
+    "http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/features-text-search",
 )
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 ITEMS_PARAMETERS = (
     "f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "filter", "filter-lang", "filter-crs",
-    "sortby", "properties",
+    "sortby", "properties", "q",
 )  # fmt: skip
 ITEMS_FORMATS = {"json": MediaType.GEOJSON, "html": MediaType.HTML, "csv": MediaType.CSV}
 JSON_OR_HTML = {"json": MediaType.JSON, "html": MediaType.HTML}
@@ -149,6 +152,7 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
         filter=condition,
         properties=params.properties(one("properties"), info),
         sortby=params.sortby(one("sortby"), info),
+        q=params.text_search(one("q")),
         limit=params.limit(one("limit"), settings),
         offset=params.offset(one("offset")),
     )

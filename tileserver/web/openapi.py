@@ -11,7 +11,7 @@ from typing import Any
 from tileserver.core import crs
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.store import CollectionInfo
+from tileserver.core.store import TERRITORY_FILTERS, CollectionInfo
 
 Schema = dict[str, Any]
 
@@ -97,6 +97,13 @@ def _common_paths() -> Schema:
                                       "and vintage", {"type": "object"}), "Common"),
         "/health": _op("Health", "getHealth", [],
                        {"200": _response("A version is served", {MediaType.JSON: {"type": "object"}})}, "Common"),
+        "/search": _op("Schools and territories by name, best first (the map's search box)", "search", [
+            _query("q", {"type": "string", "minLength": 2, "maxLength": 100},
+                   "What was typed: comma-separated terms, compared without case, accents or punctuation",
+                   required=True),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 8}, "Results at most")],
+            {"200": _response("Matches, best first: whole name, start, start of a word, anywhere; territories "
+                              "before schools, larger first", {MediaType.JSON: _ref("searchResults")})}, "Common"),
     }
 
 
@@ -122,6 +129,11 @@ def _feature_parameters(properties: list[str], settings: Settings) -> list[Schem
                "Properties to sort by, prefixed by - for descending"),
         _query("properties", {"type": "array", "items": {"type": "string", "enum": properties} if properties
                               else {"type": "string"}}, "Properties to return"),
+        _query("q", {"type": "array", "items": {"type": "string"}},
+               "Text search (OGC API - Features - Part 9): comma-separated terms, any of which may match; the words "
+               "of a term in that order. Names (and a school's commune) are compared without case, accents or "
+               "punctuation. Without sortby, the best matches come first: whole name, start, start of a word, "
+               "anywhere, then larger features first"),
     ]
 
 
@@ -185,6 +197,8 @@ def _tile_paths(ids: list[str] | None) -> Schema:
     school_filters = [
         _query("type", words, "School types to keep, comma-separated (ecole, college, lycee...)"),
         _query("statut", {**words, "pattern": "^(public|prive)(,(public|prive))*$"}, "School status to keep"),
+        *(_query(name, {"type": "string", "pattern": "^[0-9A-Za-z]{1,12}$"},
+                 f"Keep the schools of one territory: its code ({name})") for name in TERRITORY_FILTERS),
     ]
     version = _query("v", {"type": "string"}, "Data version the client expects (cache busting)")
     mvt = {"200": _response("A Mapbox Vector Tile", {MediaType.MVT: {"type": "string", "format": "binary"}}),
@@ -195,6 +209,10 @@ def _tile_paths(ids: list[str] | None) -> Schema:
                                                [layers, z, x, y, version, *school_filters], mvt, "Tiles"),
         "/tiles/{layers}.json": _op("TileJSON of some layers", "getTileJSON", [layers, *school_filters],
                                     json_ok("TileJSON 3.0"), "Tiles"),
+        "/map/labels/{z}/{x}/{y}.mvt": _op("Territory names: one point per territory, a layer per level",
+                                           "getLabelTile", [z, x, y], mvt, "Maps"),
+        "/map/labels.json": _op("TileJSON of the territory names", "getLabelTileJSON", [], json_ok("TileJSON 3.0"),
+                                "Maps"),
         "/tileMatrixSets": _op("Tile matrix sets", "getTileMatrixSets", [_f("json")], json_ok("Tile matrix sets"),
                                "Tiles"),
         "/tileMatrixSets/{tileMatrixSetId}": _op("A tile matrix set", "getTileMatrixSet", [matrix_set, _f("json")],
@@ -262,7 +280,9 @@ def _other_paths() -> Schema:
         "/styles": _op("Map styles", "getStyles", [], _json_ok("Style list"), "Styles"),
         "/styles/{styleId}": _op("A MapLibre style", "getStyle", [
             style, _query("indicator", {"type": "string"}, "Indicator to colour by"),
-            _query("level", {"type": "string"}, "Territory level (default: by zoom)")],
+            _query("level", {"type": "string"}, "Territory level (default: by zoom)"),
+            _query("classes", {"type": "string", "enum": ["donnees", "catalogue"]},
+                   "Class limits: computed per level from the data (default), or the catalogue's fixed ones")],
             _json_ok("MapLibre style JSON"), "Styles"),
         "/map": _op("The interactive map", "getMap", [], html_ok("The map page"), "Maps"),
         "/embed": _op("The map, for embedding", "getEmbed", [], html_ok("The embeddable map"), "Maps"),
@@ -277,6 +297,8 @@ def _other_paths() -> Schema:
         "/qgis/{styleId}.qlr": _op("QGIS layer definition", "getQgisLayer", [style],
                                    {"200": _response("A QGIS layer file", {MediaType.QLR: {"type": "string"}})},
                                    "Maps"),
+        "/qgis/{styleId}.qml": _op("QGIS style of a vector tile layer", "getQgisStyle", [style], {"200": _response(
+            "A QGIS style file", {"application/x-qgis-style": {"type": "string"}})}, "Maps"),
     }
 
 
@@ -297,7 +319,13 @@ def _schemas() -> Schema:
         "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"}, "links": links,
         "extent": extent, "itemType": {"type": "string"}, "crs": {"type": "array", "items": {"type": "string"}},
         "storageCrs": {"type": "string"}}}
+    result = {"type": "object", "required": ["collection", "id", "name", "label", "bbox", "href"], "properties": {
+        "collection": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"},
+        "label": {"type": "string"}, "href": {"type": "string"},
+        "bbox": {"type": "array", "nullable": True, "minItems": 4, "maxItems": 4, "items": {"type": "number"}}}}
     return {
+        "searchResults": {"type": "object", "required": ["query", "results"], "properties": {
+            "query": {"type": "string"}, "results": {"type": "array", "items": result}}},
         "exception": {"type": "object", "required": ["code"], "properties": {
             "code": {"type": "string"}, "description": {"type": "string"}}},
         "link": link,

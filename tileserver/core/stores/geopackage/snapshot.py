@@ -54,7 +54,7 @@ class GeoPackageSnapshot(VersionMeta):
             VersionMeta.__init__(self, meta)
         except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
             conn.close()
-            raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
+            raise Unavailable(f"not an eCarto GeoPackage: {e}") from e
         link = layout.version_file(path, self.version.id)
         self._file = link if os.path.exists(link) else path
         self._local = threading.local()
@@ -89,7 +89,12 @@ class GeoPackageSnapshot(VersionMeta):
         info = self.collection(q.collection)
         plan = query.plan(info, q)
         conn = self.connection()
-        matched = info.count if plan.count is None else conn.execute(*_args(plan.count)).fetchone()[0]
+        if not q.count:
+            matched = None
+        elif plan.count is None:
+            matched = info.count
+        else:
+            matched = conn.execute(*_args(plan.count)).fetchone()[0]
         cursor = conn.execute(*_args(plan.page))
         return FeaturePage(features=query.read_features(cursor, plan.properties), matched=matched)
 
