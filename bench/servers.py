@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from bench.processes import Server, free_port, start_server
@@ -57,10 +57,15 @@ def procfile_command(procfile: Path = ROOT / "Procfile") -> str:
     raise RuntimeError(f"{procfile} has no web process")
 
 
-def start_ours(name: str, database: str, *, workers: int, logs: Path) -> Server:
-    """Our server on `database` (a .gpkg path or a postgresql:// URL), as the Procfile runs it."""
+def start_ours(name: str, database: str, *, workers: int, logs: Path, settings: Mapping[str, str] | None = None
+               ) -> Server:
+    """Our server on `database` (a .gpkg path or a postgresql:// URL), as the Procfile runs it.
+
+    `settings` are more `ECARTO_*` variables (the shared cache's, in `bench.scale`).
+    """
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "WEB_CONCURRENCY": str(workers), "ECARTO_DATABASE": database,
+    env = {**os.environ, **(settings or {}), "PORT": str(port), "WEB_CONCURRENCY": str(workers),
+           "ECARTO_DATABASE": database,
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = ["sh", "-c", "exec " + procfile_command()]
     return start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)

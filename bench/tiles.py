@@ -26,9 +26,9 @@ import numpy as np
 from bench.load import one_pass, wrk
 from bench.servers import start_ours
 from bench.workload import BANDS
+from tileserver.core.coverage import feature_boxes, touched
 from tileserver.core.dataset import COLLECTIONS, SCHOOLS
 from tileserver.core.grid import Tile, tile_at
-from tileserver.core.seed import feature_boxes, touched
 from tileserver.core.settings import Settings
 from tileserver.core.store import Snapshot, TileFilter
 from tileserver.core.stores import open_store

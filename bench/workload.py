@@ -88,8 +88,8 @@ def build(dsn: str, *, seed: int, sizes: Sizes) -> Workload:
     """Draw every list from the schools of the current PostGIS version."""
     version, uai, fid, lon, lat, x, y, departements = _schools(dsn)
     rng = np.random.default_rng(seed)
-    cold = {band: _tiles(rng, x, y, zooms, sizes.cold) for band, zooms in BANDS.items()}
-    warm = {band: _tiles(rng, x, y, zooms, sizes.warm) for band, zooms in BANDS.items()}
+    cold = {band: school_tiles(rng, x, y, zooms, sizes.cold) for band, zooms in BANDS.items()}
+    warm = {band: school_tiles(rng, x, y, zooms, sizes.warm) for band, zooms in BANDS.items()}
     picks = rng.integers(0, len(uai), size=(3, sizes.queries))
     half_w, half_h = BOX_WIDTH / 2, BOX_HEIGHT / 2
     boxes = [BBox(*(round(float(v), 4) for v in (lon[i] - half_w, lat[i] - half_h, lon[i] + half_w,
@@ -126,7 +126,7 @@ def _schools(dsn: str) -> tuple:
             list(departements))
 
 
-def _tiles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, zooms: tuple[int, int], n: int) -> list[Tile]:
+def school_tiles(rng: np.random.Generator, x: np.ndarray, y: np.ndarray, zooms: tuple[int, int], n: int) -> list[Tile]:
     """Up to `n` distinct tiles, each holding a random school at a random zoom of `zooms`, in draw order."""
     draws = max(20 * n, 1000)
     pick = rng.integers(0, len(x), draws)

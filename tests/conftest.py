@@ -6,6 +6,8 @@ import gzip
 import itertools
 import json
 import os
+import subprocess
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -13,6 +15,7 @@ from urllib.parse import urlsplit
 import numpy as np
 import psycopg
 import pytest
+import redis
 import shapely
 from psycopg import sql
 from shapely.geometry import MultiPolygon, Point, box
@@ -441,3 +444,30 @@ def pytest_terminal_summary(terminalreporter):
     if reasons:
         parts = [f"{len(files)} ({', '.join(sorted(set(files)))}) {reason}" for reason, files in reasons.items()]
         terminalreporter.write_line(f"not run: {'; '.join(parts)}", yellow=True)
+
+
+# Redis: the machine's server on 127.0.0.1:6379 (shared by every test run: use `redis_prefix`).
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's Redis, started as scripts/system-packages.sh starts it when it is not running."""
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_timeout=2).ping()
+    except redis.ConnectionError:
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+                        "--appendonly", "no"], check=True)
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url) -> str:
+    """A key prefix of this test's own, its keys deleted afterwards."""
+    name = f"ecarto-test-{uuid.uuid4().hex[:12]}"
+    yield name
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(f"{name}:*"))
+    if keys:
+        client.delete(*keys)
+    client.close()

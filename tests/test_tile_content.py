@@ -9,16 +9,15 @@ from collections import Counter
 import numpy as np
 import pytest
 import shapely
-from pmtiles.tile import tileid_to_zxy
 from shapely.geometry import shape
 
 from ingest.clusters import cell_of
 from tests.tiletools import CELLS, CLUSTER_MAXZOOM, decode, synthetic_dataset
+from tileserver.core.coverage import ZoomTiles, touched
 from tileserver.core.dataset import COUNTED_TYPES
 from tileserver.core.grid import Tile, tile_at, tile_bounds
 from tileserver.core.mercator import to_mercator
 from tileserver.core.mvt import EXTENT
-from tileserver.core.seed import candidates
 from tileserver.core.settings import Settings
 from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
@@ -55,7 +54,8 @@ def school_positions(dataset) -> np.ndarray:
 def school_tiles(dataset, z: int) -> list[Tile]:
     """Every tile of zoom z holding a school."""
     xy = school_positions(dataset)
-    return [Tile(*tileid_to_zxy(int(i))) for i in candidates(np.hstack([xy, xy]), z)]
+    x, y = touched(np.hstack([xy, xy]), z)
+    return list(ZoomTiles.of_cells(z, np.unique(x << z | y)).tiles())
 
 
 def features(client, layers: str, tile: Tile, query: str = "") -> dict[str, list[dict]]:

@@ -63,6 +63,14 @@ def test_a_matching_etag_gets_a_304_and_gzip_is_sent_when_accepted(client):
     assert gzip.decompress(zipped.data) == first.data
 
 
+def test_a_tile_names_its_version_and_layers_for_cdn_purges(app, client):
+    version = app.extensions["ecarto.store"].current().version.id
+    for url in (URL, URL + "?type=ecole", "/tiles/etablissements/10/0/0.mvt"):  # shortcut, Flask, empty
+        headers = client.get(url).headers
+        tags = ["ecarto-tiles", f"ecarto-v{version}", *(f"ecarto-layer-{n}" for n in url.split("/")[2].split(","))]
+        assert headers["Surrogate-Key"] == " ".join(tags) and headers["Cache-Tag"] == ",".join(tags)
+
+
 def test_an_empty_tile_is_a_204(client):
     response = client.get("/tiles/etablissements/10/0/0.mvt")
     assert response.status_code == 204 and response.data == b""

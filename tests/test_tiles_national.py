@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from pmtiles.tile import tileid_to_zxy
+import shapely
 
 from bench.tiles import BUDGET_KB, size_table, sizes
 from tests.tiletools import decode
+from tileserver.core.coverage import covered, geometries
 from tileserver.core.dataset import COLLECTIONS, SCHOOLS
-from tileserver.core.grid import Tile
-from tileserver.core.seed import candidates, feature_boxes
 from tileserver.core.settings import Settings
 from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
@@ -42,10 +41,10 @@ def test_no_tile_of_every_layer_is_over_the_budget(national):
 @pytest.mark.parametrize("z", [0, 3, 6])
 def test_the_clusters_of_a_zoom_count_every_school(national, z):
     info = next(i for i in national.collections() if i.id == SCHOOLS)
-    boxes = feature_boxes(national, info)
+    schools = geometries(national, info)
     total = 0
-    for tile_id in candidates(boxes, z):
-        data = national.tile(Tile(*tileid_to_zxy(int(tile_id))), layers=[SCHOOLS], filters=TileFilter())
+    for tile in covered(national, [info], z, z)[z].tiles():
+        data = national.tile(tile, layers=[SCHOOLS], filters=TileFilter())
         total += sum(f["properties"]["point_count"] for f in decode(data).get(SCHOOLS, []))
-    assert total == info.count == len(boxes)
-    assert np.isfinite(boxes).all()
+    assert total == info.count == len(schools)
+    assert np.isfinite(shapely.get_coordinates(schools)).all()

@@ -7,6 +7,7 @@ import logging
 import os
 import socket
 import sys
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -87,14 +88,17 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(run=_serve)
 
-    seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive",
-                               formatter_class=DefaultsHelp)
-    seed.add_argument("--output", type=Path, required=True, help="the .pmtiles file to write")
+    seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive"
+                               " or a {z}/{x}/{y}.mvt folder", formatter_class=DefaultsHelp)
+    seed.add_argument("--output", type=Path, required=True, help="the .pmtiles file (or folder) to write")
+    seed.add_argument("--format", choices=["pmtiles", "dir"], default="pmtiles",
+                      help="pmtiles: one archive of gzipped tiles; dir: plain {z}/{x}/{y}.mvt files")
     seed.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
-    seed.add_argument("--layers", help="comma list of collections (default: all)")
+    seed.add_argument("--layers", help="comma list of collections, all in each tile (default: all)")
     seed.add_argument("--minzoom", type=int, help="first zoom (default: the lowest of the layers)")
     seed.add_argument("--maxzoom", type=int, help="last zoom (default: the highest of the layers)")
-    seed.add_argument("--workers", type=int, help="threads making tiles (default: one per CPU)")
+    seed.add_argument("--jobs", type=int, help="processes making tiles (default: one per CPU)")
+    seed.add_argument("--no-progress", action="store_true", help="no progress bar")
     seed.set_defaults(run=_seed)
     return parser
 
@@ -146,21 +150,16 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _seed(args: argparse.Namespace) -> int:
-    from tileserver.core.errors import Unavailable
-    from tileserver.core.seed import seed
+    from tileserver.core.seed import Format, seed
     from tileserver.core.stores import open_store
 
     settings = Settings.from_env(database=args.database)
-    store = open_store(settings.database, settings)
-    try:
-        snapshot = store.current()
-        if snapshot is None:
-            raise Unavailable(f"nothing is published in {settings.database}: run `ecarto ingest` first")
-        layers = args.layers.split(",") if args.layers else None
-        report = seed(snapshot, args.output, layers=layers, minzoom=args.minzoom, maxzoom=args.maxzoom,
-                      workers=args.workers)
-    finally:
-        store.close()
+    layers = args.layers.split(",") if args.layers else None
+    if args.jobs is not None and args.jobs < 1:
+        raise ConfigError(f"--jobs {args.jobs}: at least one process makes the tiles")
+    report = seed(partial(open_store, settings.database, settings), args.output, layers=layers,
+                  minzoom=args.minzoom, maxzoom=args.maxzoom, jobs=args.jobs,
+                  output_format=Format(args.format), progress=not (args.no_progress or args.quiet))
     print(report.summary())
     return 0
 

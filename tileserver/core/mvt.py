@@ -170,7 +170,7 @@ def polygon_commands(polygons: np.ndarray) -> list[list[int]]:
     vertices = np.bincount(coord_ring, minlength=len(rings))
     deltas = np.diff(coords, axis=0, prepend=np.zeros((1, 2), dtype=np.int64))
     starts = np.cumsum(vertices) - vertices
-    feature_start = np.r_[True, ring_feature[1:] != ring_feature[:-1]]
+    feature_start = _changes(ring_feature)
     first = starts[feature_start & (vertices > 0)]
     deltas[first] = coords[first]  # each feature starts from the tile origin
     sizes = 2 * vertices + 3  # MoveTo x y, LineTo, (x y) per other vertex, ClosePath
@@ -193,39 +193,52 @@ def polygon_commands(polygons: np.ndarray) -> list[list[int]]:
 
 def _distinct_vertices(coords: np.ndarray, coord_ring: np.ndarray) -> np.ndarray:
     """Which vertices a ring keeps: not the closing one, none equal to the one before or to the first."""
-    ring_start = np.r_[True, coord_ring[1:] != coord_ring[:-1]]
-    ring_end = np.r_[coord_ring[1:] != coord_ring[:-1], True]
+    ring_start = _changes(coord_ring)
+    ring_end = np.append(ring_start[1:], True)
     first = np.flatnonzero(ring_start)
-    first_of_ring = coords[np.repeat(first, np.diff(np.r_[first, len(coords)]))]
-    repeated = np.r_[False, (coords[1:] == coords[:-1]).all(axis=1)] & ~ring_start
+    first_of_ring = coords[np.repeat(first, np.diff(first, append=len(coords)))]
+    repeated = np.insert((coords[1:] == coords[:-1]).all(axis=1), 0, False) & ~ring_start
     back_to_first = (coords == first_of_ring).all(axis=1) & ~ring_start
     return ~ring_end & ~repeated & ~back_to_first
+
+
+def _changes(values: np.ndarray) -> np.ndarray:
+    """Where a run of equal values starts (numpy's `r_` costs more than the rest on small tiles).
+
+    >>> _changes(np.array([4, 4, 5, 4])).tolist()
+    [True, False, True, True]
+    """
+    starts = np.empty(len(values), dtype=bool)
+    starts[:1] = True
+    np.not_equal(values[1:], values[:-1], out=starts[1:])
+    return starts
 
 
 def feature_tags(message: Any, columns: Mapping[str, Sequence[Any]], rows: np.ndarray) -> list[list[int]]:
     """The tags of the features of `rows` (ascending), filling the layer's keys and values tables.
 
-    Each column's distinct values are found at once (by numpy when the column has one type), then
-    looked up in the layer's values table, shared by every column. Columns with few distinct values
-    go first, so their values get the small indexes that take one byte in every feature using them.
+    Each column's distinct values are found at once, then looked up in the layer's values table,
+    shared by every column. Columns with few distinct values go first, so their values get the
+    small indexes that take one byte in every feature using them. Plain Python lists: most tiles
+    hold a few features, where numpy's cost per call was most of a tile's encoding time.
     """
     prepared = []
     for name, column in columns.items():
-        values = np.asarray(column, dtype=object)[rows]
-        present = np.flatnonzero(np.not_equal(values, None) & (values == values))  # v != v: NaN
-        if len(present):
-            distinct, inverse = distinct_values(values[present].tolist())
+        values = np.asarray(column, dtype=object)[rows].tolist()
+        present = [i for i, v in enumerate(values) if v is not None and v == v]  # v != v: NaN
+        if present:
+            distinct, inverse = distinct_values([values[i] for i in present])
             prepared.append((len(distinct), name, present, distinct, inverse))
     prepared.sort(key=lambda p: p[0])
     table: dict[tuple[type, Any], int] = {}  # 1, 1.0 and True are equal in Python, not in a tile
-    found_rows, found_pairs = [], []
+    tags: list[list[int]] = [[] for _ in range(len(rows))]
     for _, name, present, distinct, inverse in prepared:
         key = len(message.keys)
         message.keys.append(name)
-        indexes = np.array([_value_index(message, table, value) for value in distinct])
-        found_rows.append(present)
-        found_pairs.append(np.column_stack([np.full(len(present), key), indexes[inverse]]))
-    return _per_feature(len(rows), found_rows, found_pairs)
+        indexes = [_value_index(message, table, value) for value in distinct]
+        for row, which in zip(present, inverse, strict=True):
+            tags[row] += (key, indexes[which])
+    return tags
 
 
 def _value_index(message: Any, table: dict[tuple[type, Any], int], value: Any) -> int:
@@ -236,33 +249,24 @@ def _value_index(message: Any, table: dict[tuple[type, Any], int], value: Any) -
     return index
 
 
-def distinct_values(values: list[Any]) -> tuple[list[Any], np.ndarray]:
+def distinct_values(values: list[Any]) -> tuple[list[Any], list[int]]:
     """The distinct values of a column and the index of each value among them.
 
-    Values of different types stay apart, since 1, 1.0 and True are equal in Python but not in a tile.
+    Values of one type come sorted; values of different types stay apart, in order of appearance,
+    since 1, 1.0 and True are equal in Python but not in a tile.
 
     >>> distinct_values(["b", "a", "b"])
-    (['a', 'b'], array([1, 0, 1]))
+    (['a', 'b'], [1, 0, 1])
     >>> distinct_values([1, True, 1.0, 1])
-    ([1, True, 1.0], array([0, 1, 2, 0]))
+    ([1, True, 1.0], [0, 1, 2, 0])
     """
     if len({type(v) for v in values}) == 1:
-        distinct, inverse = np.unique(np.array(values), return_inverse=True)
-        return distinct.tolist(), inverse.reshape(-1)
+        distinct = sorted(set(values))
+        position = {v: i for i, v in enumerate(distinct)}
+        return distinct, [position[v] for v in values]
     index: dict[tuple[type, Any], int] = {}
-    inverse = np.array([index.setdefault((type(v), v), len(index)) for v in values])
+    inverse = [index.setdefault((type(v), v), len(index)) for v in values]
     return [v for _, v in index], inverse
-
-
-def _per_feature(count: int, found_rows: list[np.ndarray], found_pairs: list[np.ndarray]) -> list[list[int]]:
-    """The (key, value) pairs of each of `count` features, flattened, in column order."""
-    if not found_rows:
-        return [[] for _ in range(count)]
-    position = np.concatenate(found_rows)
-    order = np.argsort(position, kind="stable")
-    pairs = np.concatenate(found_pairs)[order].ravel().tolist()
-    ends = np.cumsum(np.bincount(position, minlength=count) * 2).tolist()
-    return [pairs[start:end] for start, end in zip([0, *ends[:-1]], ends, strict=True)]
 
 
 def _set_value(message: Any, value: Any) -> None:

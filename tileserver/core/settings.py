@@ -34,6 +34,14 @@ class Settings:
     db_pool_size: int = 4  # PostGIS connections per worker (pool maximum)
     db_timeout_seconds: float = 5.0  # PostGIS connect and pool wait; past it a 503, not a hang
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
+    redis_url: str = ""  # the tile cache shared by every worker and machine (docs/scaling.md); unset: none
+    redis_prefix: str = "ecarto"  # of every key, so several deployments can share one Redis
+    redis_timeout_seconds: float = 0.05  # a Redis call slower than this is given up, and Redis left alone a while
+    redis_backoff_seconds: float = 5.0  # how long a worker leaves Redis alone after a failed or slow call
+    hot_sample: int = 16  # one tile request in this many is counted, to warm the next version's hot set
+    warm_maxzoom: int = 8  # a new version's warm-up makes every tile up to this zoom (docs/scaling.md)
+    warm_top: int = 2000  # and this many of the previous version's most requested tiles
+    warm_deadline_seconds: float = 120.0  # a new version is served after this long, warm or not
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:
@@ -49,6 +57,9 @@ class Settings:
         if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
             raise ConfigError(f"ECARTO_BASE_URL={self.base_url!r} must start with http:// or https://")
         proxy_networks(self.trusted_proxies)
+        if self.redis_timeout_seconds <= 0 or self.redis_backoff_seconds < 0:
+            raise ConfigError("ECARTO_REDIS_TIMEOUT_SECONDS must be positive, "
+                              "ECARTO_REDIS_BACKOFF_SECONDS not negative")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

@@ -10,12 +10,14 @@ from werkzeug.exceptions import HTTPException, RequestURITooLarge
 
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
+from tileserver.core.sharedcache import SharedCache
 from tileserver.core.store import Store
 from tileserver.core.stores import open_store
 from tileserver.web import params
 from tileserver.web.cache import SummaryCache, TileCache
 from tileserver.web.proxies import TrustedProxies, vary_headers
 from tileserver.web.shortcut import ERROR, TileShortcut
+from tileserver.web.warm import VersionGate
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +48,10 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
-    cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
+    cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes, SharedCache.from_settings(settings))
     app.extensions["ecarto.summaries"] = SummaryCache()
-    app.wsgi_app = TileShortcut(TrustedProxies(app.wsgi_app, settings), store=store, cache=cache, settings=settings,
+    gate = app.extensions["ecarto.gate"] = VersionGate(store, cache.shared, settings)
+    app.wsgi_app = TileShortcut(TrustedProxies(app.wsgi_app, settings), gate=gate, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)

@@ -2,7 +2,8 @@
 
 Keys are tuples of values that include the data version, so a new ingest can never serve a stale
 tile and nothing needs to be purged. A tile is compressed once, when it enters the cache, and
-errors never enter it (the producer raises instead of returning).
+errors never enter it (the producer raises instead of returning). Behind each worker's cache, a
+vector tile is looked for in the cache every worker shares (`core.sharedcache`) before it is made.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from __future__ import annotations
 import gzip
 import hashlib
 import threading
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any
 
 from cachetools import LRUCache
@@ -22,6 +23,7 @@ from werkzeug.http import parse_accept_header, parse_etags
 from tileserver.core.dataset import SCHOOLS
 from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
+from tileserver.core.sharedcache import SharedCache, key_text
 from tileserver.core.store import Snapshot, TileFilter
 
 GZIP_MEDIA = {MediaType.MVT, MediaType.JSON, MediaType.GEOJSON}
@@ -48,11 +50,15 @@ def prepare(body: bytes, media_type: str) -> CachedTile:
     >>> t.etag.startswith('"') and len(t.gzipped) < len(t.body)
     True
     """
-    etag = '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
     gzipped = gzip.compress(body, 6, mtime=0) if body and media_type in GZIP_MEDIA else None
     if gzipped is not None and len(gzipped) >= len(body):
         gzipped = None
-    return CachedTile(body, gzipped, etag, media_type)
+    return CachedTile(body, gzipped, etag_of(body), media_type)
+
+
+def etag_of(body: bytes) -> str:
+    """The strong ETag of a body: a hash of its bytes, the same in every worker."""
+    return '"' + hashlib.blake2b(body, digest_size=16).hexdigest() + '"'
 
 
 def mvt_key(version: str, names: tuple[str, ...], tile: Tile, filters: TileFilter | None = None) -> tuple:
@@ -66,9 +72,10 @@ def mvt_key(version: str, names: tuple[str, ...], tile: Tile, filters: TileFilte
 
 
 class TileCache:
-    """A thread-safe LRU cache bounded by the bytes it holds (0 disables it)."""
+    """A thread-safe LRU cache bounded by the bytes it holds (0 disables it), and the shared cache behind it."""
 
-    def __init__(self, max_bytes: int):
+    def __init__(self, max_bytes: int, shared: SharedCache | None = None):
+        self.shared = shared
         self._cache: LRUCache | None = (
             LRUCache(maxsize=max_bytes, getsizeof=lambda t: t.size) if max_bytes > 0 else None
         )
@@ -123,18 +130,45 @@ class SummaryCache:
 
 def cached_tile(cache: TileCache, snap: Snapshot, names: tuple[str, ...], tile: Tile,
                 filters: TileFilter) -> CachedTile:
-    """A vector tile of the snapshot from the cache, made and kept on a miss."""
+    """A vector tile of the snapshot from the cache, else from the shared cache, else made (and kept in both)."""
     if SCHOOLS not in names:
         filters = TileFilter()  # filters only change the schools: one cache entry whatever they say
-    return cache.get_or_make(
-        mvt_key(snap.version.id, names, tile, filters),
-        lambda: prepare(snap.tile(tile, layers=names, filters=filters), MediaType.MVT),
-    )
+    key = mvt_key(snap.version.id, names, tile, filters)
+    make = partial(snap.tile, tile, layers=names, filters=filters)
+    shared = cache.shared
+    if shared is None:
+        return cache.get_or_make(key, lambda: prepare(make(), MediaType.MVT))
+    if filters == TileFilter():
+        shared.count(snap.version.id, hot_member(names, tile))
+    return cache.get_or_make(key, lambda: shared_or_made(shared, key, make))
 
 
-def tile_response(tile: CachedTile, cache_control: str) -> Response:
-    """The HTTP answer for a tile: 304 on a matching If-None-Match, 204 when empty, gzip if accepted."""
-    headers = {"ETag": tile.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+def shared_or_made(shared: SharedCache, key: tuple, make: Callable[[], bytes]) -> CachedTile:
+    """A vector tile from the shared cache, or made and put there for every other worker."""
+    text = key_text(key)
+    found = shared.get(text)
+    if found is not None:
+        return CachedTile(found[0], found[1], etag_of(found[0]), MediaType.MVT)
+    tile = prepare(make(), MediaType.MVT)
+    shared.put(text, tile.body, tile.gzipped)
+    return tile
+
+
+def hot_member(names: tuple[str, ...], tile: Tile) -> str:
+    """How the hit counts name a plain tile: its path below `/tiles/`, without the `.mvt`.
+
+    >>> hot_member(("regions", "epci"), Tile(3, 2, 5))
+    'regions,epci/3/2/5'
+    """
+    return f"{','.join(names)}/{tile.z}/{tile.x}/{tile.y}"
+
+
+def tile_response(tile: CachedTile, cache_control: str, tags: Sequence[tuple[str, str]] = ()) -> Response:
+    """The HTTP answer for a tile: 304 on a matching If-None-Match, 204 when empty, gzip if accepted.
+
+    `tags` are the CDN headers naming what the tile belongs to (`cdn_tags`).
+    """
+    headers = {"ETag": tile.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding", **dict(tags)}
     if matches_etag(request.headers.get("If-None-Match"), tile.etag):
         return Response(status=304, headers=headers)
     if not tile.body:
@@ -144,6 +178,20 @@ def tile_response(tile: CachedTile, cache_control: str) -> Response:
         body = tile.gzipped
         headers["Content-Encoding"] = "gzip"
     return Response(body, status=200, headers=headers, content_type=tile.media_type)
+
+
+@lru_cache(maxsize=1024)
+def cdn_tags(version: str, names: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+    """`Surrogate-Key` (Fastly, Varnish) and `Cache-Tag` (Cloudflare, Akamai) of a vector tile.
+
+    A CDN purges by tag: `ecarto-v<version>` every tile of a version, `ecarto-layer-<id>` every tile
+    holding a layer, `ecarto-tiles` every vector tile (docs/scaling.md).
+
+    >>> dict(cdn_tags("20260101T000000000000", ("regions", "epci")))["Cache-Tag"]
+    'ecarto-tiles,ecarto-v20260101T000000000000,ecarto-layer-regions,ecarto-layer-epci'
+    """
+    tags = ["ecarto-tiles", f"ecarto-v{version}", *(f"ecarto-layer-{name}" for name in names)]
+    return ("Surrogate-Key", " ".join(tags)), ("Cache-Tag", ",".join(tags))
 
 
 def matches_etag(if_none_match: str | None, etag: str) -> bool:

@@ -26,9 +26,12 @@ def cache() -> TileCache:
 
 
 def snapshot() -> Snapshot:
-    """The data version this request reads: taken once, so every read of a request agrees."""
+    """The data version this request reads: taken once, so every read of a request agrees.
+
+    It is the store's current version once that version is warm (`warm.VersionGate`).
+    """
     if "ecarto_snapshot" not in g:
-        snap = store().current()
+        snap = current_app.extensions["ecarto.gate"].current()
         if snap is None:
             raise Unavailable("no data has been published yet: run `ecarto ingest`", retry_after=30)
         g.ecarto_snapshot = snap

@@ -17,9 +17,10 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
-from tileserver.core.store import Store, TileFilter
+from tileserver.core.store import TileFilter
 from tileserver.web import params
-from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, matches_etag
+from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, cdn_tags, matches_etag
+from tileserver.web.warm import VersionGate
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised again by the app
@@ -41,10 +42,10 @@ class PlainTile(NamedTuple):
 class TileShortcut:
     """WSGI middleware answering plain tile requests itself and passing every other request to `app`."""
 
-    def __init__(self, app: WSGIApp, *, store: Store, cache: TileCache, settings: Settings,
+    def __init__(self, app: WSGIApp, *, gate: VersionGate, cache: TileCache, settings: Settings,
                  cors: dict[str, str]):
         self.app = app
-        self.store = store
+        self.gate = gate
         self.cache = cache
         self.cache_control = settings.cache_control
         self.cors = list(cors.items())
@@ -65,17 +66,19 @@ class TileShortcut:
 
     def _answer(self, asked: PlainTile, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
         """Status, headers and body of the tile, or None to let the app answer."""
-        snap = self.store.current()
+        snap = self.gate.current()
         if snap is None:  # nothing published yet: the app says so
             return None
         names = tuple(info.id for info in params.layers(snap, asked.layers))
         tile = cached_tile(self.cache, snap, names, params.tile(asked.z, asked.x, asked.y), TileFilter())
         current = asked.version is None or asked.version == snap.version.id
-        return self._reply(tile, self.cache_control if current else "no-cache", environ)
+        tags = cdn_tags(snap.version.id, names)
+        return self._reply(tile, self.cache_control if current else "no-cache", tags, environ)
 
-    def _reply(self, tile: CachedTile, cache_control: str, environ: dict[str, Any]) -> tuple[str, list, bytes]:
+    def _reply(self, tile: CachedTile, cache_control: str, tags: tuple[tuple[str, str], ...],
+               environ: dict[str, Any]) -> tuple[str, list, bytes]:
         """The answer `cache.tile_response` gives for a tile, CORS headers included."""
-        headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding")]
+        headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding"), *tags]
         if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
             return "304 NOT MODIFIED", headers + self.cors, b""
         if not tile.body:  # an empty tile: most tiles at high zoom, over the sea or the countryside

@@ -24,7 +24,7 @@ from tileserver.core.links import link
 from tileserver.core.media import MediaType
 from tileserver.core.store import CollectionInfo, Snapshot, TileFilter
 from tileserver.web import context, params
-from tileserver.web.cache import cached_tile, tile_response
+from tileserver.web.cache import cached_tile, cdn_tags, tile_response
 
 blueprint = Blueprint("tiles", __name__)
 
@@ -118,9 +118,11 @@ def _tile(snap: Snapshot, infos: Sequence[CollectionInfo], tile: Tile, filters: 
           version: str | None) -> Response:
     """The cached tile (made on a miss); a request for another data version is not kept by caches."""
     check_territories(infos, filters)
-    cached = cached_tile(context.cache(), snap, tuple(i.id for i in infos), tile, filters)
+    names = tuple(i.id for i in infos)
+    cached = cached_tile(context.cache(), snap, names, tile, filters)
     current = version is None or version == snap.version.id
-    return tile_response(cached, context.settings().cache_control if current else "no-cache")
+    return tile_response(cached, context.settings().cache_control if current else "no-cache",
+                         cdn_tags(snap.version.id, names))
 
 
 def check_territories(infos: Sequence[CollectionInfo], filters: TileFilter) -> None:

@@ -1,0 +1,124 @@
+"""Warm, then switch: readers keep the previous version until the new one's hot set is in the shared cache.
+
+Without it, every worker of every machine starts cold on the minute a version lands, and the
+first seconds are the slowest of the day. With a shared cache (`core.sharedcache`), one worker
+takes a lock in Redis and makes the new version's hot set: every tile that holds something up to
+`ECARTO_WARM_MAXZOOM`, for each layer combination the previous version was asked for (each
+collection alone, as the styles ask, when nothing was counted), then the previous version's
+`ECARTO_WARM_TOP` most requested tiles. It then raises a flag; every worker looks for the flag at
+most once per `ECARTO_VERSION_CHECK_SECONDS` and serves the new version once it is up, or once
+`ECARTO_WARM_DEADLINE_SECONDS` have passed since it first saw the version, whatever happened to
+the warm-up. A Redis away is no reason to wait: the new version is served at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+
+from tileserver.core import coverage
+from tileserver.core.grid import Tile
+from tileserver.core.media import MediaType
+from tileserver.core.settings import Settings
+from tileserver.core.sharedcache import SharedCache, key_text
+from tileserver.core.store import Snapshot, Store, TileFilter
+from tileserver.web.cache import mvt_key, prepare
+
+log = logging.getLogger("ecarto.warm")
+
+
+class VersionGate:
+    """The snapshot readers get: the store's current one, once its hot set is warm."""
+
+    def __init__(self, store: Store, shared: SharedCache | None, settings: Settings):
+        self.store = store
+        self.shared = shared
+        self.settings = settings
+        self._serving: Snapshot | None = None
+        self._pending: tuple[str, float] | None = None  # the version waited for, and since when
+        self._next_look = float("-inf")
+        self._lock = threading.Lock()
+
+    def current(self) -> Snapshot | None:
+        """The version to read now (None before any publish)."""
+        newest = self.store.current()
+        serving = self._serving
+        if self.shared is None or newest is None or serving is None or newest.version.id == serving.version.id:
+            self._serving = newest
+            return newest
+        with self._lock:
+            if self._ready(newest, serving):
+                self._serving, self._pending = newest, None
+            return self._serving
+
+    def _ready(self, newest: Snapshot, serving: Snapshot) -> bool:
+        """Whether to switch to `newest`; starts its warm-up when no worker has."""
+        now = time.monotonic()
+        if self._pending is None or self._pending[0] != newest.version.id:
+            self._pending, self._next_look = (newest.version.id, now), now
+        if now - self._pending[1] >= self.settings.warm_deadline_seconds:
+            log.warning("serving %s before its warm-up ended (deadline passed)", newest.version.id)
+            return True
+        if now < self._next_look:
+            return False
+        self._next_look = now + self.settings.version_check_seconds
+        flagged = self.shared.flagged(ready_flag(newest.version.id))
+        if flagged is None or flagged:  # Redis away: nothing to wait for
+            return True
+        if self.shared.lock(f"warm:{newest.version.id}", self.settings.warm_deadline_seconds):
+            threading.Thread(target=warm, args=(self.shared, serving, newest, self.settings),
+                             name=f"warm {newest.version.id}", daemon=True).start()
+        return False
+
+
+def ready_flag(version: str) -> str:
+    """The flag raised when a version's hot set is in the shared cache."""
+    return f"ready:{version}"
+
+
+def warm(shared: SharedCache, previous: Snapshot, newest: Snapshot, settings: Settings) -> int:
+    """Make the hot set of `newest` into the shared cache, raise its flag, and say how many tiles it made."""
+    started, made = time.monotonic(), 0
+    try:
+        for names, tile in hot_set(shared, previous, newest, settings):
+            body = newest.tile(tile, layers=names, filters=TileFilter())
+            made_tile = prepare(body, MediaType.MVT)
+            shared.put(key_text(mvt_key(newest.version.id, names, tile)), made_tile.body, made_tile.gzipped)
+            made += 1
+    except Exception:  # a failed warm-up delays nothing past the deadline; the log says why
+        log.exception("warm-up of %s failed after %d tiles", newest.version.id, made)
+        return made
+    shared.flag(ready_flag(newest.version.id))
+    log.info("warmed %s: %d tiles in %.1f s", newest.version.id, made, time.monotonic() - started)
+    return made
+
+
+def hot_set(shared: SharedCache, previous: Snapshot, newest: Snapshot,
+            settings: Settings) -> Iterator[tuple[tuple[str, ...], Tile]]:
+    """(layers, tile) of the hot set: the low zooms of each combination asked, then the most requested tiles."""
+    known = {info.id: info for info in newest.collections()}
+    top = [parse_member(m) for m in shared.most_requested(previous.version.id, settings.warm_top)]
+    top = [(names, tile) for names, tile in top if names and all(n in known for n in names)]
+    combinations = list(dict.fromkeys(names for names, _ in top)) or [(name,) for name in known]
+    seen: set[tuple[tuple[str, ...], Tile]] = set()
+    for names in combinations:
+        infos = [known[n] for n in names]
+        for zoom in coverage.covered(newest, infos, 0, settings.warm_maxzoom).values():
+            for tile in zoom.tiles():
+                seen.add((names, tile))
+                yield names, tile
+    yield from (pair for pair in top if pair not in seen)
+
+
+def parse_member(member: str) -> tuple[tuple[str, ...], Tile]:
+    """The layers and tile of a hit-count member (`cache.hot_member`); no layers when it is not one.
+
+    >>> parse_member("regions,epci/3/2/5"), parse_member("junk")
+    ((('regions', 'epci'), Tile(z=3, x=2, y=5)), ((), Tile(z=0, x=0, y=0)))
+    """
+    parts = member.split("/")
+    if len(parts) != 4 or not all(p.isdigit() for p in parts[1:]):
+        return (), Tile(0, 0, 0)
+    return tuple(parts[0].split(",")), Tile(*map(int, parts[1:]))
