@@ -117,12 +117,64 @@ class SQLite(Dialect):
         ]
         wkb = Param(shapely.to_wkb(geometry))
         if op == "disjoint":
-            intersects = [*near, " AND ecarto_relate(geom, 'intersects', ", wkb, ")"]
-            return ["(geom IS NOT NULL AND NOT (", *intersects, "))"]
-        return ["(", *near, " AND ecarto_relate(geom, ", Param(relation), ", ", wkb, "))"]
+            intersects = self._surely(geometry, "intersects", ["ecarto_relate(geom, 'intersects', ", wkb, ")"])
+            return ["(geom IS NOT NULL AND NOT (", *near, " AND ", *intersects, "))"]
+        tested = self._surely(geometry, relation, ["ecarto_relate(geom, ", Param(relation), ", ", wkb, ")"])
+        return ["(", *near, " AND ", *tested, ")"]
+
+    def _surely(self, geometry: BaseGeometry, relation: str, tested: Fragment) -> Fragment:
+        """The test `tested`, skipped for the features whose R-tree box lies inside the literal: they surely relate.
+
+        A feature inside a box the literal covers intersects it; inside its interior, it is contained by
+        it too: for those the R-tree alone answers (its float32 boxes are rounded outward), and only the features near the literal's edge are decoded and
+        tested in Python. A world-sized or projected box then costs what a plain bbox costs.
+        """
+        inner = inner_box(geometry, interior=relation == "contains") if relation in ("intersects", "contains") else None
+        if inner is None:
+            return tested
+        west, south, east, north = inner
+        inside = [
+            "fid IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx >= ", Param(west), " AND maxx <= ",
+            Param(east), " AND miny >= ", Param(south), " AND maxy <= ", Param(north), ")",
+        ]
+        return ["(", *inside, " OR ", *tested, ")"]
 
     def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
         return [f"ecarto_{fold.name}(", *text, ")"]
+
+
+SHRINK = (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8)  # fractions of the way to the centre tried
+
+
+def inner_box(geometry: BaseGeometry, *, interior: bool = False) -> tuple[float, float, float, float] | None:
+    """A box the geometry covers (with `interior`, inside its interior): its envelope shrunk toward its centre.
+
+    Not the largest such box, a cheap one: a rectangle or a reprojected box keeps most of its
+    envelope; None when the geometry has no area or nothing tried fits.
+
+    >>> inner_box(shapely.box(-180, -90, 180, 90))
+    (-180.0, -90.0, 180.0, 90.0)
+    >>> [round(v, 2) for v in inner_box(shapely.Polygon([(0, 0), (4, 0), (0, 4)]))]
+    [1.07, 1.07, 1.87, 1.87]
+    >>> inner_box(shapely.box(0, 0, 1, 1), interior=True)
+    (0.005, 0.005, 0.995, 0.995)
+    >>> inner_box(shapely.Point(1, 2)) is None
+    True
+    """
+    if geometry.area == 0:
+        return None
+    west, south, east, north = geometry.bounds
+    centre = geometry.centroid
+    if not geometry.contains(centre):
+        centre = geometry.point_on_surface()
+    test = shapely.contains_properly if interior else shapely.covers
+    shapely.prepare(geometry)
+    for f in SHRINK:
+        box = (west + (centre.x - west) * f, south + (centre.y - south) * f,
+               east - (east - centre.x) * f, north - (north - centre.y) * f)
+        if test(geometry, shapely.box(*box)):
+            return box
+    return None
 
 
 def _escape(text: str, special: str, escape: str) -> str:

@@ -31,6 +31,9 @@ class Settings:
     db_pool_size: int = 4
     db_timeout_seconds: float = 5.0
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
+    request_timeout: float = 10.0  # seconds one database statement (or one streamed page) may run
+    max_expensive: int = 2  # filtered item requests at once per worker (keep below db_pool_size); more: 503
+    max_filter_cost: int = 100_000_000  # estimated row tests of a CQL2 filter (see `filtercost`); more is a 400
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:
@@ -43,6 +46,10 @@ class Settings:
             raise ConfigError("ECARTO_CACHE_BYTES cannot be negative")
         if self.db_pool_size < 1:
             raise ConfigError("ECARTO_DB_POOL_SIZE must be at least 1")
+        if not self.request_timeout > 0:
+            raise ConfigError("ECARTO_REQUEST_TIMEOUT must be a positive number of seconds")
+        if self.max_expensive < 1 or self.max_filter_cost < 1:
+            raise ConfigError("ECARTO_MAX_EXPENSIVE and ECARTO_MAX_FILTER_COST must be positive")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

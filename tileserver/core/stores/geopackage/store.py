@@ -69,7 +69,7 @@ class GeoPackageStore:
             self._checked = now
             identity = _identity(self.path)
             if identity != self._identity:
-                self._snapshot = GeoPackageSnapshot(self.path) if identity else None
+                self._snapshot = GeoPackageSnapshot(self.path, self.settings.request_timeout) if identity else None
                 self._identity = identity
             return self._snapshot
 

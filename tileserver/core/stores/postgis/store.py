@@ -13,7 +13,7 @@ from tileserver.core.errors import IngestError
 from tileserver.core.settings import Settings
 from tileserver.core.store import VersionInfo
 from tileserver.core.stores.postgis import versions
-from tileserver.core.stores.postgis.database import Database
+from tileserver.core.stores.postgis.database import Database, unbounded
 from tileserver.core.stores.postgis.publish import copy_rasters, write_version
 from tileserver.core.stores.postgis.snapshot import PostGISSnapshot
 
@@ -43,7 +43,7 @@ class PostGISStore:
         database that refuses the writes (a read-only role or server) is an `IngestError` that says why.
         """
         try:
-            with self._db.connection() as conn, versions.publishing(conn):
+            with self._db.connection() as conn, unbounded(conn), versions.publishing(conn):
                 version_id, created = versions.new_version()  # under the lock, so ids grow in publish order
                 version = VersionInfo(version_id, versions.created_text(created), dataset.report)
                 folder = self._assets / version_id
