@@ -33,7 +33,7 @@ _CONVERSE = {
 }
 _KINDS = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean"}
 # pygeofilter's names of the CQL2 text functions (it reads CASEI as `lower`).
-_FOLDS = {"lower": textfold.CASEI, "casei": textfold.CASEI, "accenti": textfold.ACCENTI}
+FOLDS = {"lower": textfold.CASEI, "casei": textfold.CASEI, "accenti": textfold.ACCENTI}
 
 
 class Ident(NamedTuple):
@@ -125,11 +125,14 @@ class SQLite(Dialect):
     def _surely(self, geometry: BaseGeometry, relation: str, tested: Fragment) -> Fragment:
         """The test `tested`, skipped for the features whose R-tree box lies inside the literal: they surely relate.
 
-        A feature inside a box the literal covers intersects it; inside its interior, it is contained by
-        it too: for those the R-tree alone answers (its float32 boxes are rounded outward), and only the features near the literal's edge are decoded and
-        tested in Python. A world-sized or projected box then costs what a plain bbox costs.
+        A feature inside a box the literal covers intersects it; inside its interior, it is contained
+        by it too. For those the R-tree alone answers (its float32 boxes are rounded outward), and only
+        the features near the literal's edge are decoded and tested in Python: a world-sized or a
+        projected box then costs about what a plain bbox costs.
         """
-        inner = inner_box(geometry, interior=relation == "contains") if relation in ("intersects", "contains") else None
+        if relation not in ("intersects", "contains"):
+            return tested
+        inner = inner_box(geometry, interior=relation == "contains")
         if inner is None:
             return tested
         west, south, east, north = inner
@@ -326,7 +329,7 @@ class Translator:
 
     def folded(self, node: ast.Function) -> Operand:
         """CASEI(text) or ACCENTI(text): a property folded by the database, a literal folded here alike."""
-        fold = _FOLDS.get(node.name.lower())
+        fold = FOLDS.get(node.name.lower())
         if fold is None:
             raise BadRequest(f"filter: function {node.name[:50]!r} is not supported; CASEI and ACCENTI are")
         if len(node.arguments) != 1:

@@ -13,6 +13,7 @@ from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
 from tileserver.core.store import Store
 from tileserver.core.stores import open_store
+from tileserver.web.admission import Admission
 from tileserver.web.cache import TileCache
 from tileserver.web.shortcut import ERROR, TileShortcut
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
+    app.extensions["ecarto.admission"] = Admission(settings.max_expensive)
     proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
     app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))

@@ -15,13 +15,13 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, jsonify, request
 
-from tileserver.core import crs, geojson
+from tileserver.core import crs, filtercost, geojson
 from tileserver.core.dataset import Field
 from tileserver.core.errors import NotFound
 from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.store import CollectionInfo, Feature, FeatureQuery
-from tileserver.web import context, filters, pages, params
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, Snapshot
+from tileserver.web import admission, context, filters, pages, params
 
 blueprint = Blueprint("features", __name__)
 
@@ -109,6 +109,11 @@ def items(cid: str) -> Response:
     snap = context.snapshot()
     info = snap.collection(cid)
     parsed = parse_items(info)
+    return admission.admitted(lambda: items_page(snap, info, parsed), expensive=parsed.query.filter is not None)
+
+
+def items_page(snap: Snapshot, info: CollectionInfo, parsed: ItemsRequest) -> Response:
+    """The response to a parsed items request: the query run, its page streamed."""
     page = snap.query(parsed.query)
     return items_response(info, parsed, page.features, page.matched)
 
@@ -141,6 +146,7 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
     )
     if box is not None and box.outline is not None:
         condition = filters.intersecting(condition, box.outline)
+    filtercost.check(condition, info, settings.max_filter_cost)
     query = FeatureQuery(
         collection=info.id,
         bbox=box.envelope if box else None,
