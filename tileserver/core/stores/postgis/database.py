@@ -42,6 +42,7 @@ class Database:
     """A lazily opened pool of autocommit connections; use `with db.connection() as conn`."""
 
     def __init__(self, url: str, settings: Settings):
+        self.timeout = settings.request_timeout
         connect_timeout = max(1, math.ceil(settings.db_timeout_seconds))
         self._used: weakref.WeakKeyDictionary[psycopg.Connection, float] = weakref.WeakKeyDictionary()
         self._pool = ConnectionPool(
@@ -73,6 +74,12 @@ class Database:
             raise Timeout("the query ran past the request deadline and was cancelled") from error
         except (PoolTimeout, psycopg.OperationalError) as error:
             raise Unavailable("the database does not answer", retry_after=RETRY_AFTER) from error
+
+    def limit(self, conn: psycopg.Connection, seconds: float) -> None:
+        """Give the statements of the current transaction `seconds` each (what is left of a deadline)."""
+        if seconds <= 0:
+            raise Timeout("the query ran past the request deadline")
+        conn.execute("SELECT set_config('statement_timeout', %s, true)", [f"{max(1, round(seconds * 1000))}"])
 
     def _check(self, conn: psycopg.Connection) -> None:
         """Ping a connection before lending it, unless it answered less than `TRUSTED_FOR` seconds ago.
