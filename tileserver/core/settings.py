@@ -33,7 +33,7 @@ class Settings:
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
     request_timeout: float = 10.0  # seconds one database statement (or one streamed page) may run
     max_expensive: int = 2  # filtered item requests at once per worker (keep below db_pool_size); more: 503
-    max_filter_cost: int = 100_000_000  # estimated row tests of a CQL2 filter (see `filtercost`); more is a 400
+    max_filter_cost: int = 50_000_000  # estimated row tests of a CQL2 filter (see `filtercost`); more is a 400
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:

@@ -149,7 +149,7 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
     filtercost.check(condition, info, settings.max_filter_cost)
     query = FeatureQuery(
         collection=info.id,
-        bbox=box.envelope if box else None,
+        bbox=box.envelope if box and box.outline is None else None,  # an outline filter is tested already
         equals=equals,
         filter=condition,
         properties=params.properties(one("properties"), info),
