@@ -108,12 +108,13 @@ def items(cid: str) -> Response:
     """A page of features, filtered, sorted and reprojected as asked; streamed."""
     snap = context.snapshot()
     info = snap.collection(cid)
+    expensive = "filter" in request.args or "bbox-crs" in request.args  # parsing a long filter costs too
+    return admission.admitted(lambda: items_page(snap, info), expensive=expensive)
+
+
+def items_page(snap: Snapshot, info: CollectionInfo) -> Response:
+    """The response to an items request: parsed, the query run, its page streamed."""
     parsed = parse_items(info)
-    return admission.admitted(lambda: items_page(snap, info, parsed), expensive=parsed.query.filter is not None)
-
-
-def items_page(snap: Snapshot, info: CollectionInfo, parsed: ItemsRequest) -> Response:
-    """The response to a parsed items request: the query run, its page streamed."""
     page = snap.query(parsed.query)
     return items_response(info, parsed, page.features, page.matched)
 
