@@ -151,7 +151,7 @@ def test_a_query_past_the_deadline_is_a_503_with_retry_after(national):
 
 
 def test_a_stream_of_every_school_outlasts_the_deadline_of_each_page(national):
-    client, store = _client(national, request_timeout=0.5)
+    client, store = _client(national, request_timeout=0.5, max_limit=100_000)
     try:
         response = client.get(f"{ITEMS}?f=csv&limit=100000&properties=uai")
         lines = response.get_data(as_text=True).splitlines()
