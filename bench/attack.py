@@ -8,7 +8,6 @@ requests ended and how long `/health` took meanwhile (before the fix: 671 s on P
 
 from __future__ import annotations
 
-import argparse
 import sys
 import tempfile
 import threading
@@ -20,6 +19,7 @@ from urllib.parse import quote
 
 import requests
 
+from bench.features import stores_and_seconds
 from bench.servers import start_ours
 
 ATTACKERS = 8
@@ -72,17 +72,10 @@ def measure(name: str, database: str, seconds: float) -> str:
 
 
 def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
-    """Attack each store given on the command line and print one line per store."""
-    parser = argparse.ArgumentParser(prog="python -m bench.attack", description=__doc__)
-    parser.add_argument("--gpkg", help="an embedded store (.gpkg) holding the national data")
-    parser.add_argument("--postgis", help="a PostGIS store (postgresql://...) holding the national data")
-    parser.add_argument("--seconds", type=float, default=10.0)
-    args = parser.parse_args(argv)
-    stores = {name: url for name, url in (("geopackage", args.gpkg), ("postgis", args.postgis)) if url}
-    if not stores:
-        parser.error("give --gpkg, --postgis or both")
+    """Attack each store given on the command line (holding the national data) and print one line per store."""
+    stores, seconds = stores_and_seconds(argv, "python -m bench.attack", __doc__)
     for name, url in stores.items():
-        say(measure(name, url, args.seconds))
+        say(measure(name, url, seconds))
     return 0
 
 
