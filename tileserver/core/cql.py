@@ -95,8 +95,9 @@ class PostGIS(Dialect):
 class SQLite(Dialect):
     """The GeoPackage's SQLite: booleans are 0/1, GLOB is a case-sensitive LIKE, shapely tests geometries."""
 
-    def __init__(self, rtree: str):
+    def __init__(self, rtree: str, extent: BaseGeometry | None = None):
         self.rtree = rtree
+        self.extent = extent  # the collection's, to tell a literal covering most of it
 
     def boolean(self, value: bool) -> Any:
         return int(value)
@@ -112,8 +113,8 @@ class SQLite(Dialect):
         relation = op if literal_first else _CONVERSE[op]
         west, south, east, north = geometry.bounds
         near = [
-            "fid IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx <= ", Param(east), " AND maxx >= ",
-            Param(west), " AND miny <= ", Param(north), " AND maxy >= ", Param(south), ")",
+            f"{self._key(geometry)} IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx <= ", Param(east),
+            " AND maxx >= ", Param(west), " AND miny <= ", Param(north), " AND maxy >= ", Param(south), ")",
         ]
         wkb = Param(shapely.to_wkb(geometry))
         if op == "disjoint":
@@ -121,6 +122,10 @@ class SQLite(Dialect):
             return ["(geom IS NOT NULL AND NOT (", *near, " AND ", *intersects, "))"]
         tested = self._surely(geometry, relation, ["ecarto_relate(geom, ", Param(relation), ", ", wkb, ")"])
         return ["(", *near, " AND ", *tested, ")"]
+
+    def _key(self, geometry: BaseGeometry) -> str:
+        """The feature key an R-tree subquery tests: see `rtree_key`."""
+        return "fid" if self.extent is None else rtree_key(geometry.bounds, self.extent)
 
     def _surely(self, geometry: BaseGeometry, relation: str, tested: Fragment) -> Fragment:
         """The test `tested`, skipped for the features whose R-tree box lies inside the literal: they surely relate.
@@ -144,6 +149,20 @@ class SQLite(Dialect):
 
     def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
         return [f"ecarto_{fold.name}(", *text, ")"]
+
+
+def rtree_key(bounds: Sequence[float], extent: BaseGeometry) -> str:
+    """`fid`, or `+fid` (no index) when a box covers most of a collection's extent.
+
+    SQLite turns an OR of indexed terms into one index lookup per row and term; when most rows
+    match anyway, one scan of the table testing each term is several times cheaper.
+
+    >>> rtree_key((-180, -90, 180, 90), shapely.box(0, 0, 1, 1)), rtree_key((0, 0, 0.1, 0.1), shapely.box(0, 0, 1, 1))
+    ('+fid', 'fid')
+    """
+    if extent.area == 0:
+        return "fid"
+    return "+fid" if shapely.box(*bounds).intersection(extent).area / extent.area > 0.5 else "fid"
 
 
 SHRINK = (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8)  # fractions of the way to the centre tried
@@ -428,7 +447,7 @@ def to_postgis(info: CollectionInfo, node: Any) -> tuple[sql.Composed, list[Any]
 
 def to_sqlite(info: CollectionInfo, node: Any, *, rtree: str) -> tuple[str, list[Any]]:
     """A filter as SQLite text with `?` placeholders, and its parameters; `rtree` is the collection's index."""
-    fragment = Translator(info, SQLite(rtree)).condition(node)
+    fragment = Translator(info, SQLite(rtree, shapely.box(*info.extent))).condition(node)
     text = "".join(p if isinstance(p, str) else _quote(p.name) if isinstance(p, Ident) else "?" for p in fragment)
     return text, [p.value for p in fragment if isinstance(p, Param)]
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import shapely
+
 from tileserver.core import cql
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
@@ -153,6 +155,7 @@ def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:
         BBox(-180.0, bbox.south, bbox.east, bbox.north),
     ]
     rtree = quote(rtree_name(info.id, "geom"))
+    key = cql.rtree_key(bbox, shapely.box(*info.extent)) if len(boxes) == 1 else "fid"
     inside = " OR ".join("(minx >= ? AND maxx <= ? AND miny >= ? AND maxy <= ?)" for _ in boxes)
     near = " OR ".join("(minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)" for _ in boxes)
     exact = " OR ".join("ecarto_intersects(geom, ?, ?, ?, ?)" for _ in boxes)
@@ -162,6 +165,6 @@ def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:
         params.extend((b.west, b.east, b.south, b.north))
     for b in boxes:
         params.extend(b)
-    return (f"fid IN (SELECT id FROM {rtree} WHERE {near})"
+    return (f"{key} IN (SELECT id FROM {rtree} WHERE {near})"
             f" AND (fid IN (SELECT id FROM {rtree} WHERE {inside}) OR {exact})")
 

@@ -4,9 +4,10 @@ Every way the database can fail to answer (down, unreachable, pool exhausted, co
 mid-query) surfaces as `Unavailable` with a retry hint, so a client gets a 503 within
 `db_timeout_seconds` instead of a hang or a 500.
 
-Every connection starts with the request deadline as its session defaults: no statement runs, waits
-for a lock, or sits idle inside a transaction (a streamed page its client does not read) longer than
-`request_timeout`; PostgreSQL cancels it and the client gets a `Timeout` (503). The deadline is per
+Every connection starts with the request deadline as its session defaults: no statement runs or
+waits for a lock longer than `request_timeout`, nor sits idle inside a transaction (a stream whose
+client stops reading) longer than `IDLE_DEADLINES` of them; PostgreSQL cancels it and the client
+gets a `Timeout` (503). The deadline is per
 statement, so a long stream of pages, each a `FETCH`, goes on as long as each page is quick. A
 publish lifts it for its own session (`unbounded`): an ingest's statements run as long as they need.
 """
@@ -34,6 +35,9 @@ _KEEPALIVES = {"keepalives": 1, "keepalives_idle": 5, "keepalives_interval": 2, 
 RETRY_AFTER = 5  # seconds a client is told to wait when the database does not answer
 TRUSTED_FOR = 1.0  # seconds after a successful use during which a connection is lent without a ping
 DEADLINES = ("statement_timeout", "lock_timeout", "idle_in_transaction_session_timeout")
+# A stream's transaction is idle while the server encodes a page and its client reads it: allow a
+# slow client this many deadlines between two pages, then end its session (and free its snapshot).
+IDLE_DEADLINES = 6
 # What PostgreSQL raises when a deadline cancels a statement (the idle timeout ends the session).
 _TIMED_OUT = (errors.QueryCanceled, errors.LockNotAvailable, errors.IdleInTransactionSessionTimeout)
 
@@ -115,8 +119,9 @@ def deadline_options(url: str, seconds: float) -> str:
     Given at connection start, they are the session's defaults, which `RESET` restores.
 
     >>> deadline_options("postgresql://h/db?options=-c%20search_path%3Dx", 2.5)
-    '-c search_path=x -c statement_timeout=2500 -c lock_timeout=2500 -c idle_in_transaction_session_timeout=2500'
+    '-c search_path=x -c statement_timeout=2500 -c lock_timeout=2500 -c idle_in_transaction_session_timeout=15000'
     """
     milliseconds = max(1, round(seconds * 1000))
+    values = {name: milliseconds for name in DEADLINES} | {DEADLINES[2]: milliseconds * IDLE_DEADLINES}
     own = conninfo_to_dict(url).get("options") or ""
-    return " ".join([*([own] if own else []), *(f"-c {name}={milliseconds}" for name in DEADLINES)])
+    return " ".join([*([own] if own else []), *(f"-c {name}={value}" for name, value in values.items())])
