@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ class PostGISStore:
         self._assets = Path(settings.assets_dir)
         self._db = Database(url, settings)
         self._next_check = float("-inf")
+        self._checking = threading.Lock()
         self._current_id: str | None = None
         self._snapshot: PostGISSnapshot | None = None
 
@@ -61,12 +63,19 @@ class PostGISStore:
         return version
 
     def current(self) -> PostGISSnapshot | None:
-        """The version being served now (None before any publish)."""
+        """The version being served now (None before any publish).
+
+        One thread asks the database at a time; the others meanwhile serve the version known, so a
+        burst of requests (`/health` among them) never queues for the pool behind one look.
+        """
         now = time.monotonic()
-        if now >= self._next_check:
-            with self._db.connection() as conn:
-                self._current_id = versions.current_id(conn)
-            self._next_check = now + self._settings.version_check_seconds
+        if now >= self._next_check and self._checking.acquire(blocking=self._current_id is None):
+            try:
+                with self._db.connection() as conn:
+                    self._current_id = versions.current_id(conn)
+                self._next_check = now + self._settings.version_check_seconds
+            finally:
+                self._checking.release()
         version_id = self._current_id
         if version_id is None:
             return None
