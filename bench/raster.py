@@ -75,7 +75,8 @@ def national_density() -> tuple[Schools, RasterFiles, float]:
     land = {"departements": Layer("departements", "", "", "MultiPolygon", "code", [], list(deps.codes), {},
                                   deps.geometries)}
     start = time.perf_counter()
-    files = build_rasters(schools, {}, Manifest({}, [], [], "bench"), land, _no_fetch, report)
+    scratch = Path(__file__).resolve().parents[1] / "var" / "bench"
+    files = build_rasters(schools, {}, Manifest({}, [], [], "bench"), land, _no_fetch, report, scratch)
     return schools, files, time.perf_counter() - start
 
 

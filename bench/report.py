@@ -25,6 +25,7 @@ TARGETS = (("tiles low cold", "tipg", 2.0), ("tiles mid cold", "tipg", 2.0), ("t
            ("tiles low warm", "tipg", 10.0), ("tiles mid warm", "tipg", 10.0), ("tiles high warm", "tipg", 10.0),
            ("bbox 1000", "pygeoapi", 2.0), ("bbox 1000", "tipg", 1.5))
 DOWNLOAD_TARGET = 5.0  # seconds for ogr2ogr to copy every school, pages of 1000
+SEARCH_TARGET_MS = 50.0  # p95 of the map's search, each keystroke of `bench.search.PREFIXES`, per store
 
 
 def table(results: Results) -> str:
@@ -61,6 +62,10 @@ def targets(results: Results) -> list[str]:
         verdict = "n/a" if ratio is None else ("met" if ratio >= minimum else "NOT met")
         shown = "n/a" if ratio is None else _x(ratio)
         found.append(f"{scenario} >= {minimum}x {peer}: {shown} {verdict}")
+    for row in results.rows:
+        if row.scenario == "search" and row.server in OURS and row.load:
+            verdict = "met" if row.load.p95_ms < SEARCH_TARGET_MS else "NOT met"
+            found.append(f"search p95 < {SEARCH_TARGET_MS:.0f} ms, {row.server}: {row.load.p95_ms} ms {verdict}")
     download = results.downloads.get(POSTGIS)
     if download:
         ok = download["returncode"] == 0 and download["seconds"] < DOWNLOAD_TARGET

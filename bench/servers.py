@@ -18,7 +18,7 @@ from bench.processes import Server, free_port, start_server
 from bench.workload import SCHOOLS, Api
 
 ROOT = Path(__file__).resolve().parents[1]
-OURS = Api(tiles=f"/tiles/{SCHOOLS}/{{z}}/{{x}}/{{y}}.mvt", items=f"/collections/{SCHOOLS}/items")
+OURS = Api(tiles=f"/tiles/{SCHOOLS}/{{z}}/{{x}}/{{y}}.mvt", items=f"/collections/{SCHOOLS}/items", search="/search")
 STATIC = Api(tiles=OURS.tiles, items=None)
 NGINX_CONF = """worker_processes {workers};
 daemon off;

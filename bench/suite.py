@@ -27,6 +27,7 @@ from bench import peers, servers
 from bench.landing import watch
 from bench.load import CONNECTIONS, HEADERS, Load, ogr2ogr, one_pass, wrk
 from bench.processes import Server, Timed, peak_memory, run_timed
+from bench.search import keystrokes
 from bench.workload import BANDS, Api, Sizes, Workload, build, current_version
 
 POSTGIS, GPKG = "ecarto-postgis", "ecarto-gpkg"
@@ -117,7 +118,7 @@ def run(options: Options, say: Callable[[str], None] = print) -> Results:
 
 def measure(server: Server, api: Api, workload: Workload, plan: Plan, results: Results,
             say: Callable[[str], None]) -> None:
-    """Cold tiles first (a fresh server), then warm tiles, bbox, single items and CQL2 filters."""
+    """Cold tiles first (a fresh server), then warm tiles, bbox, single items, CQL2 filters and the map's search."""
     for band in BANDS:
         _record(results, say, server, f"tiles {band} cold", api.tile_paths(workload.cold[band]),
                 partial(one_pass, budget=plan.cold_budget))
@@ -125,7 +126,7 @@ def measure(server: Server, api: Api, workload: Workload, plan: Plan, results: R
         _record(results, say, server, f"tiles {band} warm", api.tile_paths(workload.warm[band]),
                 _windowed(server, plan))
     queries = {"bbox 1000": api.bbox_paths(workload.boxes), "item": api.item_paths(workload.schools),
-               "cql2 1000": api.filter_paths(workload.filters)}
+               "cql2 1000": api.filter_paths(workload.filters), "search": api.search_paths(keystrokes())}
     for scenario, paths in queries.items():
         _record(results, say, server, scenario, paths, _windowed(server, plan, QUERY_CONNECTIONS))
 

@@ -64,6 +64,7 @@ class Api:
     layer: str = SCHOOLS  # the schools collection's name in its /collections
     by_fid: bool = False  # single items addressed by the integer primary key rather than the UAI
     filter_lang: str = "cql2-text"  # what the server calls CQL2 text (pygeoapi: "cql-text")
+    search: str | None = None  # the map's search endpoint (ours only)
 
     def tile_paths(self, tiles: Sequence[Tile]) -> list[str]:
         return [self.tiles.format(z=t.z, x=t.x, y=t.y) for t in tiles] if self.tiles else []
@@ -74,6 +75,9 @@ class Api:
 
     def item_paths(self, schools: Sequence[tuple[str, int]]) -> list[str]:
         return [f"{self.items}/{fid if self.by_fid else uai}" for uai, fid in schools] if self.items else []
+
+    def search_paths(self, texts: Sequence[str]) -> list[str]:
+        return [f"{self.search}?q={quote(text)}&limit=8" for text in texts] if self.search else []
 
     def filter_paths(self, filters: Sequence[str]) -> list[str]:
         return [f"{self.items}?filter={quote(f)}&filter-lang={self.filter_lang}&limit={FILTER_LIMIT}"

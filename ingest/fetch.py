@@ -76,7 +76,7 @@ def fetch(
     if mirror is not None:
         source = mirror_url(url, mirror)
         if urlsplit(mirror).scheme.lower() in ("", "file"):
-            return _mirrored_file(url, source)
+            return mirrored_file(url, source)
     label = url if source == url else f"{source} (mirror of {url})"
     download = _Download(source, label, cache_dir, progress=progress, retries=retries, sleep=sleep, timeout=timeout)
     return download.run()
@@ -105,7 +105,7 @@ def mirror_url(url: str, mirror: str) -> str:
     return f"{mirror.rstrip('/')}/{host}{parts.path or '/'}{query}"
 
 
-def _mirrored_file(url: str, source: str) -> Path:
+def mirrored_file(url: str, source: str) -> Path:
     """The mirror's copy of `url`: `PATH?QUERY` first, then `PATH` without the query."""
     parts = urlsplit(source)
     local = url2pathname(parts.path) if parts.scheme.lower() == "file" else unquote(parts.path)
@@ -177,7 +177,7 @@ class _Download:
 
     def _still_fresh(self) -> bool:
         """Whether the cached copy can be used: unchanged (304), unreachable server, or no validators."""
-        validators = _read_json(_sidecar(self.target))
+        validators = read_json(_sidecar(self.target))
         if not validators:
             return True
         headers = {"If-None-Match": validators.get("etag"), "If-Modified-Since": validators.get("last_modified")}
@@ -193,7 +193,7 @@ class _Download:
         offset = self.part.stat().st_size if self.part.is_file() else 0
         headers = {}
         if offset:
-            validators = _read_json(_sidecar(self.part))
+            validators = read_json(_sidecar(self.part))
             headers = {"Range": f"bytes={offset}-", "If-Range": _if_range(validators)}
         with self._open(headers) as response:
             if response.status == 416:
@@ -282,7 +282,7 @@ def _if_range(validators: dict[str, str]) -> str | None:
     return etag if etag and not etag.startswith("W/") else validators.get("last_modified")
 
 
-def _read_json(path: Path) -> dict[str, str]:
+def read_json(path: Path) -> dict[str, str]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

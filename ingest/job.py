@@ -8,6 +8,7 @@ serving untouched.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -18,15 +19,24 @@ import shapely
 from tqdm import tqdm
 
 from ingest import indicators as ind
+from ingest import rollup
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
 from ingest.manifest import Indicator, Manifest
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
-from ingest.schools import Schools, read_schools
-from ingest.territories import Territories, derive_academies, read_epci, read_territories
+from ingest.schools import Schools, check_departements, check_loaded, read_schools
+from ingest.territories import (
+    Territories,
+    current_communes,
+    derive_academies,
+    members_by_location,
+    read_epci,
+    read_territories,
+)
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, TERRITORY_LEVELS, Clusters, Dataset, Field, Layer
+from tileserver.core.errors import IngestError
 from tileserver.core.mercator import geometries_to_mercator
 from tileserver.core.store import Store, VersionInfo
 
@@ -59,15 +69,21 @@ LEVEL_CODE = {
     "academies": "code_academie", "regions": "code_region",
 }
 ROUGH_LEVEL_ORDER = ("regions", "departements", "academies", "communes", "epci")
+# The levels a territory indicator is rolled up to, from its own.
+ROLL_UP = {"communes": ("epci", "departements", "academies", "regions"), "epci": (),
+           "departements": ("academies", "regions"), "academies": ("regions",), "regions": ()}
+NC_DESCRIPTION = ("Non communiqué : établissements concernés par l'indicateur (ceux de `applies_to`) "
+                  "sans valeur, de la source ou de leur territoire")
 
 
 class Ingest:
     """One run over a manifest: each step is a method, so a failure names its step."""
 
-    def __init__(self, manifest: Manifest, *, cache_dir: Path, mirror: str | None = None,
+    def __init__(self, manifest: Manifest, *, cache_dir: Path, scratch: Path, mirror: str | None = None,
                  progress: bool = True, cluster_maxzoom: int = DEFAULT_CLUSTER_MAXZOOM):
         self.manifest = manifest
         self.cache_dir = cache_dir
+        self.scratch = scratch  # beside the store: temporary files (rasters) until publish
         self.mirror = mirror
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
@@ -87,31 +103,33 @@ class Ingest:
 
     def _build(self) -> Dataset:
         territories = self._step("territories", self.read_territories)
-        schools = self._step("schools", self.read_schools)
+        schools = self._step("schools", lambda: self.read_schools(territories.get("departements")))
         self._step("territory codes", lambda: assign_territories(schools, territories, self.report))
         if "academies" not in territories:
             territories["academies"] = derive_academies_from_schools(territories["departements"], schools)
         tables = self._step("indicators", lambda: ind.read_all(self.manifest.indicators, self.fetch, self.report))
+        history = self.read_history()
         school_tables = [t for t in tables if t[2][0].level == SCHOOLS]
-        values = ind.join_to_schools(schools.uai, school_tables)
+        values = ind.join_to_schools(keys_at(schools), schools.columns["type"], school_tables, history)
+        own, cells = territory_indicators(territories, tables, history)
+        known = known_values(schools, values, cells, self.manifest.indicators)
         layers = {SCHOOLS: school_layer(schools, values, self.manifest.indicators)}
         for level, terr in territories.items():
-            own = [t for t in tables if t[2][0].level == level]
             layers[level] = self._step(
                 f"{level} layer",
-                lambda t=terr, o=own: territory_layer(t, schools, values, self.manifest.indicators, o,
-                                                      self.report.dataset(t.level, "")),
+                lambda t=terr: territory_layer(t, schools, values, self.manifest.indicators, own[t.level], known,
+                                               self.report.dataset(t.level, "")),
             )
         clusters = self._step("clusters", lambda: school_clusters(schools, values, self.manifest.indicators,
                                                                   self.cluster_maxzoom))
         rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
-                                                              self.report))
+                                                              self.report, self.scratch))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
             cluster_maxzoom=self.cluster_maxzoom,
             cluster_cells=DEFAULT_CELLS,
-            catalogue=[i.to_dict() for i in self.manifest.indicators],
+            catalogue=[i.to_dict(vintage) for i, vintage in vintages(self.manifest.indicators, tables)],
             report=self.report.to_dict(),
             rasters=rasters,
         )
@@ -124,21 +142,34 @@ class Ingest:
             if source is None:
                 continue
             path = self.fetch(source.url)
-            out[level] = read_territories(level, path, report=self.report.dataset(level, str(path)),
+            out[level] = read_territories(level, path, report=self.report.dataset(level, source.url),
                                           fields=source.fields)
         epci = self.manifest.sources.get("epci")
         if epci is not None:
             path = self.fetch(epci.url)
             history = epci.options.get("history")
-            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", str(path)),
+            out["epci"] = read_epci(path, out["communes"], report=self.report.dataset("epci", epci.url),
                                     history=self.fetch(history) if history else None, fields=epci.fields)
         return out
 
-    def read_schools(self) -> Schools:
-        """The school directory."""
+    def read_history(self) -> dict[str, str]:
+        """Former commune code -> current commune, from the manifest's `[history]` (empty without one)."""
+        source = self.manifest.sources.get("history")
+        if source is None:
+            return {}
+        path = self.fetch(source.url)
+        report = self.report.dataset("history", source.url)
+        mapping = current_communes(path, report)
+        report.note(f"{len(mapping)} former commune codes lead to a current commune")
+        return mapping
+
+    def read_schools(self, departements: Territories | None) -> Schools:
+        """The school directory, each school checked against its département's outline when there is one."""
         source = self.manifest.sources["schools"]
         path = self.fetch(source.url)
-        return read_schools(path, report=self.report.dataset(SCHOOLS, str(path)), fields=source.fields)
+        report = self.report.dataset(SCHOOLS, source.url)
+        schools = read_schools(path, report=report, fields=source.fields)
+        return check_loaded(check_departements(schools, departements, report) if departements else schools, report)
 
     def _step(self, name: str, work: Callable):
         """Run one step, advancing the progress bar and logging its time."""
@@ -152,10 +183,19 @@ class Ingest:
         return result
 
 
-def run(manifest: Manifest, store: Store, **options) -> tuple[VersionInfo, Report]:
-    """Build the dataset, then publish it in one atomic step."""
-    job = Ingest(manifest, **options)
+def run(manifest: Manifest, store: Store, *, allow_partial: bool = False, **options) -> tuple[VersionInfo, Report]:
+    """Check the store can take a version (before reading any source), build the dataset, publish it atomically.
+
+    A run that lost a `main` indicator (source unreachable, column missing) publishes nothing, so
+    the previous version keeps serving, unless `allow_partial`: the report then says `partial`.
+    """
+    job = Ingest(manifest, scratch=store.check_publish(), **options)
     dataset = job.build()
+    lost = job.report.lost_main()
+    if lost and not allow_partial:
+        print(job.report.summary(), file=sys.stderr)
+        raise IngestError(f"main indicators lost: {', '.join(lost)}; nothing published (the previous "
+                          "version keeps serving); fix the sources or pass --allow-partial")
     start = time.perf_counter()
     version = store.publish(dataset)
     log.info("%-18s %6.1f s", "publish", time.perf_counter() - start)
@@ -220,11 +260,12 @@ def school_layer(schools: Schools, values: Mapping[str, np.ndarray | list],
 
 
 def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np.ndarray | list],
-                    indicators: Sequence[Indicator], own_tables: list, report: DatasetReport) -> Layer:
-    """A territory level: code, name, parents, school counts and every indicator's aggregate."""
+                    indicators: Sequence[Indicator], own: Mapping[str, list], known: Mapping[str, np.ndarray],
+                    report: DatasetReport) -> Layer:
+    """A territory level: code, name, parents, school counts, every indicator's aggregate and `<id>_nc`."""
     order = {code: i for i, code in enumerate(terr.codes)}
     aggregates = ind.aggregate(schools.columns[LEVEL_CODE[terr.level]], order, schools.columns["type"],
-                               values, indicators)
+                               values, indicators, known)
     columns: dict[str, list] = {"code": list(terr.codes), "nom": list(terr.names), **terr.parents, **aggregates}
     fields = [Field("code", "string", "Code"), Field("nom", "string", "Nom")]
     fields += [Field(name, "string", name.replace("_", " ").capitalize()) for name in terr.parents]
@@ -232,12 +273,14 @@ def territory_layer(terr: Territories, schools: Schools, values: Mapping[str, np
     fields += [Field(f"n_{t}", "integer", f"Établissements de type {t}") for t in COUNTED_TYPES]
     for i in indicators:
         if i.level == SCHOOLS:
-            kind = "integer" if i.aggregate == "count" or i.kind == "category" else "number"
-            unit = "%" if i.aggregate == "share" else i.unit
-            fields.append(Field(i.id, kind, f"{i.label} ({i.aggregate})", unit, i.theme, i.description))
-    columns.update(ind.territory_values(terr.codes, own_tables))
-    for table in own_tables:
-        fields += [Field(i.id, _school_type(i), i.label, i.unit, i.theme, i.description) for i in table[2]]
+            fields.append(_aggregate_field(i))
+        elif i.id in own:
+            own_level = i.level == terr.level
+            fields.append(Field(i.id, _school_type(i), i.label, i.unit, i.theme, i.description) if own_level
+                          else _aggregate_field(i))
+            columns[i.id] = _python_values(own[i.id], i.kind) if own_level else own[i.id]
+        fields.append(Field(f"{i.id}_nc", "integer", f"{i.label} : non communiqué", "établissements", i.theme,
+                            NC_DESCRIPTION))
     minzoom, maxzoom = ZOOM_RANGES[terr.level]
     title, description = TITLES[terr.level]
     generalised = generalise(geometries_to_mercator(terr.geometries), BANDS[terr.level], report=report)
@@ -257,13 +300,82 @@ def school_clusters(schools: Schools, values: Mapping[str, np.ndarray | list],
 
 
 def _school_type(indicator: Indicator) -> str:
-    return {"number": "number", "boolean": "boolean", "category": "string"}[indicator.kind]
+    return {"number": "number", "boolean": "boolean", "category": "string", "presence": "boolean",
+            "ratio": "number"}[indicator.kind]
+
+
+def _aggregate_field(i: Indicator) -> Field:
+    """The field of an indicator aggregated over a territory's schools or rolled up from below."""
+    kind = "integer" if i.aggregate == "count" or i.kind == "category" else "number"
+    unit = "%" if i.aggregate == "share" or i.kind in ("boolean", "presence") else i.unit
+    how = "share" if i.kind in ("boolean", "presence") and i.aggregate != "count" else i.aggregate
+    return Field(i.id, kind, f"{i.label} ({how})", unit, i.theme, i.description)
 
 
 def _python_values(values: np.ndarray | list, kind: str) -> list:
     """Float arrays back to Python values: None for unknown, bool for yes/no."""
     if kind == "category":
         return list(values)
-    if kind == "boolean":
-        return [None if np.isnan(v) else bool(v) for v in values]
-    return [None if np.isnan(v) else float(v) for v in values]
+    if kind in ("boolean", "presence"):
+        return [None if v is None or np.isnan(v) else bool(v) for v in values]
+    return [None if v is None or np.isnan(v) else float(v) for v in values]
+
+
+def keys_at(schools: Schools) -> Callable[[str], Sequence[str | None]]:
+    """Each school's key at a level: its UAI, or the code of its territory there (a `via` indicator)."""
+    return lambda level: schools.uai if level == SCHOOLS else schools.columns[LEVEL_CODE[level]]
+
+
+def territory_indicators(territories: Mapping[str, Territories], tables: list,
+                         history: Mapping[str, str]) -> tuple[dict[str, dict[str, list]], dict[str, dict]]:
+    """Territory indicators per level (their own, then rolled up to every level above), and their cells by code."""
+    columns: dict[str, dict[str, list]] = {level: {} for level in territories}
+    cells_by_id: dict[str, dict] = {}
+    for table, report, group in tables:
+        level = group[0].level
+        if level == SCHOOLS or level not in territories:
+            continue
+        lower = territories[level]
+        cells = rollup.territory_cells(lower.codes, table, report, group, history)
+        uppers = {up: parents_of(lower, territories[up]) for up in ROLL_UP[level] if up in territories}
+        for i in group:
+            cells_by_id[i.id] = dict(zip(lower.codes, cells[i.id], strict=True))
+            columns[level][i.id] = [ind.value_of(i, c) for c in cells[i.id]]
+            for up, parents in uppers.items():
+                order = {c: k for k, c in enumerate(territories[up].codes)}
+                columns[up][i.id] = rollup.roll_up(i, cells[i.id], parents, order)
+    return columns, cells_by_id
+
+
+def parents_of(lower: Territories, upper: Territories) -> list[str | None]:
+    """The code at `upper`'s level of each territory of `lower`: a parent column, a membership, or by location."""
+    column = LEVEL_CODE[upper.level]
+    if column in lower.parents:
+        return list(lower.parents[column])
+    members = [upper.members.get(c) for c in lower.codes]
+    if any(members):
+        return members
+    found = members_by_location(lower, upper)
+    return [found.get(c) for c in lower.codes]
+
+
+def known_values(schools: Schools, values: Mapping[str, np.ndarray | list], cells: Mapping[str, dict],
+                 indicators: Sequence[Indicator]) -> dict[str, np.ndarray]:
+    """Per indicator, which schools have a value: their own, or their territory's for a territory indicator."""
+    known = {}
+    for i in indicators:
+        if i.level == SCHOOLS and i.kind == "category":
+            known[i.id] = np.array([v is not None for v in values[i.id]], dtype=bool)
+        elif i.level == SCHOOLS:
+            known[i.id] = ~np.isnan(np.asarray(values[i.id], dtype=float))
+        else:
+            own = cells.get(i.id, {})
+            known[i.id] = np.array([own.get(c) is not None for c in schools.columns[LEVEL_CODE[i.level]]],
+                                   dtype=bool)
+    return known
+
+
+def vintages(indicators: Sequence[Indicator], tables: list) -> list[tuple[Indicator, str]]:
+    """Each indicator with the vintage read from its data (empty when its source was lost)."""
+    found = {i.id: table.vintage for table, _, group in tables for i in group}
+    return [(i, found.get(i.id, "")) for i in indicators]

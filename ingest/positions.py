@@ -16,10 +16,13 @@ from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
-from pyproj import Transformer
+import shapely
+from pyproj import Geod, Transformer
 from pyproj.exceptions import CRSError, ProjError
 
 AREA_MARGIN = 1.0  # degrees around a CRS's area of use where its x/y are still believed
+DEPARTEMENT_TOLERANCE_KM = 20.0  # how far outside its own (simplified) département outline a position is believed
+_GEOD = Geod(ellps="WGS84")
 
 
 class Positions(NamedTuple):
@@ -140,3 +143,51 @@ def _plausible(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):
         inside = (np.abs(lon) <= 180) & (np.abs(lat) <= 90)
     return inside & ~((lon == 0) & (lat == 0))
+
+
+def distances_km(lon: np.ndarray, lat: np.ndarray, areas: np.ndarray) -> np.ndarray:
+    """How far each point lies outside its area, in km on the ellipsoid (0 inside).
+
+    Only the points outside are measured (the nearest point of the outline, then the geodesic), so
+    a whole directory costs one vectorised containment test and a few distances.
+
+    >>> square = shapely.box(2.0, 48.0, 3.0, 49.0)
+    >>> distances_km(np.array([2.5, 3.1]), np.array([48.5, 48.5]), np.array([square, square])).round(1).tolist()
+    [0.0, 7.4]
+    """
+    points = shapely.points(lon, lat)
+    far = np.zeros(len(points))
+    outside = np.flatnonzero(~shapely.covers(areas, points))
+    if len(outside):
+        lines = shapely.shortest_line(points[outside], areas[outside])
+        (x0, y0), (x1, y1) = (shapely.get_coordinates(shapely.get_point(lines, i)).T for i in (0, 1))
+        far[outside] = _GEOD.inv(x0, y0, x1, y1)[2] / 1000.0
+    return far
+
+
+def departement_problems(lon: np.ndarray, lat: np.ndarray, areas: np.ndarray, names: list[str],
+                       tolerance_km: float = DEPARTEMENT_TOLERANCE_KM) -> list[str | None]:
+    """Why each position cannot be in its département (None when it can; `areas` None where unknown).
+
+    A point beyond the tolerance is refused; when swapping its latitude and longitude puts it
+    within, the reason says so: a school of Val-de-Marne given as (48.8, 2.4) lands off Somalia.
+
+    >>> square = np.array([shapely.box(2.0, 48.0, 3.0, 49.0)] * 3)
+    >>> found = departement_problems(np.array([2.5, 48.5, 40.0]), np.array([48.5, 2.5, 10.0]), square, ["94"] * 3)
+    >>> found[0], found[1]
+    (None, 'position (lon 48.5, lat 2.5) is 6656 km outside its département 94: latitude and longitude swapped')
+    >>> found[2]
+    'position (lon 40.0, lat 10.0) is 5449 km outside its département 94'
+    """
+    problems: list[str | None] = [None] * len(lon)
+    known = np.flatnonzero(np.array([a is not None for a in areas], dtype=bool))
+    if not len(known):
+        return problems
+    far = distances_km(lon[known], lat[known], areas[known])
+    wrong = np.flatnonzero(far > tolerance_km)
+    swapped = distances_km(lat[known][wrong], lon[known][wrong], areas[known][wrong]) <= tolerance_km
+    for i, is_swapped in zip(known[wrong].tolist(), swapped.tolist(), strict=True):
+        problems[i] = (f"position (lon {lon[i]:.1f}, lat {lat[i]:.1f}) is {far[np.searchsorted(known, i)]:.0f} km "
+                       f"outside its département {names[i]}"
+                       + (": latitude and longitude swapped" if is_swapped else ""))
+    return problems

@@ -59,17 +59,46 @@ STATS_PIXELS = 1024  # external rasters: statistics from an overview about this 
 SMOOTHING = 2.0  # indicator bandwidth, in mean spacings of the schools that have a value
 
 
+SCRATCH_PREFIX = "ecarto-rasters-"
+
+
 class RasterFiles(dict):
     """Raster id -> metadata, whose files sit in a scratch folder removed when this mapping is dropped.
 
     The dataset holds the mapping until the store has copied the files at publish, so the folder
-    lives exactly as long as something can still need it, even if a run stops half-way.
+    lives exactly as long as something can still need it, even if a run stops half-way. The folder
+    is made in `scratch`, beside the store (the system's temporary directory may be small, and
+    nobody cleans it), named after this process: a killed run's folder is removed by the next run.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, scratch: Path) -> None:
         super().__init__()
-        self.folder = Path(tempfile.mkdtemp(prefix="ecarto-rasters-"))
+        scratch.mkdir(parents=True, exist_ok=True)
+        remove_leftovers(scratch)
+        self.folder = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}-", dir=scratch))
         weakref.finalize(self, shutil.rmtree, self.folder, True)
+
+
+def remove_leftovers(scratch: Path) -> list[Path]:
+    """Remove the scratch folders of runs whose process is gone (killed), keeping those of live runs."""
+    removed = []
+    for folder in scratch.glob(f"{SCRATCH_PREFIX}*"):
+        pid = folder.name[len(SCRATCH_PREFIX):].split("-")[0]
+        if folder.is_dir() and not (pid.isdigit() and _alive(int(pid))):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Whether a process `pid` runs on this machine (one of another user counts as running)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @dataclass(frozen=True)
@@ -88,9 +117,10 @@ class Surface:
 
 
 def build_rasters(schools: Schools, values: Mapping[str, np.ndarray | list], manifest: Manifest,
-                  layers: Mapping[str, Layer], fetch: Callable[[str], Path], report: Report) -> RasterFiles:
+                  layers: Mapping[str, Layer], fetch: Callable[[str], Path], report: Report,
+                  scratch: Path) -> RasterFiles:
     """Every raster of the version: school densities, smoothed indicators, then the manifest's rasters."""
-    files = RasterFiles()
+    files = RasterFiles(scratch)
     if manifest.surfaces:
         entry = report.dataset("rasters", "school surfaces")
         land = layers["departements"].geometries if "departements" in layers else None

@@ -6,7 +6,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
+
+from tileserver.core.provenance import source_name
 
 MAX_LISTED = 1000  # rejections kept per dataset; the count stays exact beyond it
 
@@ -74,15 +78,30 @@ class Report:
     """Every dataset of one ingest run."""
 
     datasets: dict[str, DatasetReport] = field(default_factory=dict)
+    missing: list[dict] = field(default_factory=list)  # indicators lost: id, main, reason
+
+    @property
+    def partial(self) -> bool:
+        """Whether some indicator of the catalogue could not be read (its source or a column is missing)."""
+        return bool(self.missing)
+
+    def lost_main(self) -> list[str]:
+        """The `main` indicators lost: a run that loses one does not publish unless told to."""
+        return [m["id"] for m in self.missing if m["main"]]
+
+    def lose(self, indicators: Sequence[Any], reason: str) -> None:
+        """Record indicators whose source could not be used, and why."""
+        self.missing.extend({"id": i.id, "main": i.main, "reason": reason} for i in indicators)
 
     def dataset(self, name: str, file: str) -> DatasetReport:
-        """The report of a dataset, created on first use."""
+        """The report of a dataset, created on first use; `file` is kept as its URL or bare name (it is public)."""
         if name not in self.datasets:
-            self.datasets[name] = DatasetReport(name, file)
+            self.datasets[name] = DatasetReport(name, source_name(file))
         return self.datasets[name]
 
     def to_dict(self) -> dict:
-        return {"datasets": [d.to_dict() for d in self.datasets.values()]}
+        return {"datasets": [d.to_dict() for d in self.datasets.values()], "partial": self.partial,
+                "missing": list(self.missing)}
 
     def summary(self, show: int = 5) -> str:
         """A human-readable table, with the first rejections of each dataset."""
@@ -93,4 +112,6 @@ class Report:
             if d.rejected > show:
                 lines.append(f"    ... and {d.rejected - show} more (see the report in the store)")
             lines.extend(f"    note: {n}" for n in d.notes)
+        lines.extend(f"MISSING indicator {m['id']}{' (main)' if m['main'] else ''}: {m['reason']}"
+                     for m in self.missing)
         return "\n".join(lines)

@@ -29,9 +29,10 @@ import numpy as np
 
 from ingest import codes
 from ingest.fetch import Text, open_text
-from ingest.positions import Positions, positions
+from ingest.positions import Positions, departement_problems, positions
 from ingest.report import DatasetReport
 from ingest.table import header_key, read_table
+from ingest.territories import Territories
 from tileserver.core.errors import ConfigError, IngestError
 
 FIELDS: dict[str, tuple[str, ...]] = {
@@ -72,6 +73,16 @@ class Schools:
     def __len__(self) -> int:
         return len(self.uai)
 
+    def subset(self, keep: Sequence[int]) -> Schools:
+        """The schools at the positions `keep`, in that order."""
+        return Schools(
+            uai=[self.uai[i] for i in keep],
+            columns={name: [values[i] for i in keep] for name, values in self.columns.items()},
+            lon=self.lon[list(keep)],
+            lat=self.lat[list(keep)],
+            lines=[self.lines[i] for i in keep],
+        )
+
 
 @dataclass
 class _Rows:
@@ -83,6 +94,7 @@ class _Rows:
     rejections: list[tuple[int, str]] = field(default_factory=list)
     blank: int = 0
     found: dict[str, int] = field(default_factory=dict)  # the column index of each field present
+    notes: list[str] = field(default_factory=list)  # what reading the table cleaned
 
     def column(self, name: str) -> Sequence[str]:
         """One field of every row (valid once all rows are read)."""
@@ -97,7 +109,7 @@ def read_schools(path: Path, *, report: DatasetReport, fields: Mapping[str, str]
     """The open schools of a directory file with a valid UAI and a position, the rest in the report."""
     with open_text(path) as text:
         rows = _read_rows(text, path, fields)
-        notes = text.notes()
+        notes = text.notes() + rows.notes
     located = positions(rows.column("latitude"), rows.column("longitude"),
                         rows.column("x"), rows.column("y"), rows.column("epsg"))
     keep = _keep(rows, located.problems)
@@ -115,6 +127,33 @@ def read_schools(path: Path, *, report: DatasetReport, fields: Mapping[str, str]
         lat=located.lat[keep],
         lines=[rows.lines[i] for i in keep],
     )
+
+
+def check_departements(schools: Schools, departements: Territories, report: DatasetReport) -> Schools:
+    """The schools placed in (or near) their own département; the others rejected with their line and why.
+
+    A school whose département has no outline here (an overseas collectivity) keeps its position.
+    """
+    outlines = dict(zip(departements.codes, departements.geometries, strict=True))
+    codes = schools.columns["code_departement"]
+    areas = np.array([outlines.get(code) for code in codes], dtype=object)
+    problems = departement_problems(schools.lon, schools.lat, areas, codes)
+    for line, problem in zip(schools.lines, problems, strict=True):
+        if problem:
+            report.unload(line, problem)
+    return schools.subset([i for i, problem in enumerate(problems) if problem is None])
+
+
+def check_loaded(schools: Schools, report: DatasetReport) -> Schools:
+    """The schools, or an `IngestError` naming the file and its first rejection when none is left.
+
+    An empty school layer cannot be published (it has no extent), and is never what was meant.
+    """
+    if not len(schools):
+        first = min(report.rejections, key=lambda r: r.line, default=None)
+        why = f"; line {first.line}: {first.reason}" if first else ""
+        raise IngestError(f"{report.file}: no school could be loaded ({report.rejected} rows rejected{why})")
+    return schools
 
 
 def _read_rows(text: Text, path: Path, fields: Mapping[str, str] | None) -> _Rows:
@@ -141,6 +180,7 @@ def _read_rows(text: Text, path: Path, fields: Mapping[str, str] | None) -> _Row
             rows.values.append(picked)
             rows.uai.append(uai)
             rows.lines.append(line)
+    rows.notes = table.notes()
     return rows
 
 

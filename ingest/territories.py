@@ -226,6 +226,8 @@ class _Rows:
         self.names: list[str] = []
         self.geometries: list = []
         self.parents: dict[str, list] = {}
+        self.cleaned: list[str] = []  # codes whose name held NUL characters, removed
+        self.closed: list[str] = []  # codes whose outline had a ring left open, closed
 
     def add(self, number: int, feature: dict, columns: Mapping[str, str]) -> None:
         """Keep the feature, or reject it saying which feature and why."""
@@ -242,14 +244,25 @@ class _Rows:
         self.lines.append(number)
         self.codes.append(code)
         name = props.get(columns["nom"]) if "nom" in columns else None
-        self.names.append(str(name).strip() if name not in (None, "") else code)
+        name = str(name).strip() if name not in (None, "") else code
+        if "\x00" in name:
+            self.cleaned.append(code)
+            name = name.replace("\x00", "")
+        self.names.append(name)
         self.geometries.append(geometry)
+        if unclosed_rings(feature.get("geometry")):
+            self.closed.append(code)
         for role in [r for r in columns if r not in ("code", "nom")]:
             value = props.get(columns[role])
             self.parents.setdefault(role, []).append(NORMALISE[role](None if value is None else str(value)))
 
     def finish(self) -> Territories:
         """Repaired, merged and counted territories."""
+        if self.cleaned:
+            self.report.note(f"NUL characters removed from {len(self.cleaned)} names: {_quote(self.cleaned)}")
+        if self.closed:
+            self.report.note(f"{len(self.closed)} outlines had a ring left open (last point not the first), "
+                             f"closed: {_quote(self.closed)}")
         geometries, invalid = repair(np.array(self.geometries, dtype=object))
         if invalid.any():
             self.report.note(f"{int(invalid.sum())} invalid geometries repaired with make_valid "
@@ -291,6 +304,22 @@ def _geometry(raw: Any) -> tuple[Any, str]:
     if geometry.geom_type not in ("Polygon", "MultiPolygon", "GeometryCollection"):
         return None, f"a {geometry.geom_type}, not a polygon"
     return geometry, ""
+
+
+def unclosed_rings(raw: Any) -> int:
+    """How many rings of a GeoJSON (Multi)Polygon do not end on their first point (shapely closes them).
+
+    >>> unclosed_rings({"type": "Polygon", "coordinates": [[[0, 0], [1, 0], [1, 1]]]})
+    1
+    >>> unclosed_rings({"type": "MultiPolygon", "coordinates": [[[[0, 0], [1, 0], [1, 1], [0, 0]]]]})
+    0
+    """
+    if not isinstance(raw, dict) or raw.get("type") not in ("Polygon", "MultiPolygon"):
+        return 0
+    coordinates = raw.get("coordinates") or []
+    polygons = [coordinates] if raw["type"] == "Polygon" else coordinates
+    return sum(1 for polygon in polygons for ring in polygon or ()
+               if isinstance(ring, list) and len(ring) > 1 and ring[0] != ring[-1])
 
 
 def _union(geometries: np.ndarray) -> Any:

@@ -61,20 +61,23 @@ class StyleSource:
 
 
 def style_ids(catalogue: Sequence[Mapping]) -> list[str]:
-    """The neutral style, then one style per theme that has a school indicator, in a fixed order.
+    """The neutral style, then one style per theme of the catalogue, in a fixed order.
 
     >>> style_ids([{"id": "a", "theme": "services", "level": "etablissements"},
     ...            {"id": "b", "theme": "connectivite", "level": "etablissements"}])
     ['etablissements', 'connectivite', 'services']
     """
-    present = {entry["theme"] for entry in catalogue if entry.get("level", SCHOOLS) == SCHOOLS}
+    present = {entry["theme"] for entry in catalogue}
     return [NEUTRAL_STYLE, *[t for t in THEME_ORDER if t in present], *sorted(present - set(THEME_ORDER))]
 
 
 def theme_indicators(catalogue: Sequence[Mapping], theme: str) -> list[Mapping]:
-    """The school indicators of a theme, the main one first (territory-only indicators have no points)."""
-    entries = [e for e in catalogue if e["theme"] == theme and e.get("level", SCHOOLS) == SCHOOLS]
-    return sorted(entries, key=lambda e: not e.get("main"))
+    """The indicators of a theme: the main one first, then school indicators before territory-only ones.
+
+    A territory-only indicator (Arcep's per commune) colours the territories; its schools have no value.
+    """
+    entries = [e for e in catalogue if e["theme"] == theme]
+    return sorted(entries, key=lambda e: (not e.get("main"), e.get("level", SCHOOLS) != SCHOOLS))
 
 
 def pick_indicator(catalogue: Sequence[Mapping], theme: str, indicator: str | None) -> Mapping | None:

@@ -99,7 +99,7 @@ def for_aggregates(entry: Mapping) -> Classes:
     aggregate = entry.get("aggregate") or ("share" if entry["kind"] == "boolean" else "mean")
     if aggregate == "share":
         return _stepped(entry["label"], "% des établissements", SHARE_BREAKS, ramp)
-    breaks = tuple(entry.get("breaks") or ()) if aggregate in ("mean", "min", "max") else ()
+    breaks = tuple(entry.get("breaks") or ()) if aggregate in ("mean", "min", "max", "ratio") else ()
     return _stepped(entry["label"], entry.get("unit", ""), breaks, ramp)
 
 

@@ -6,7 +6,10 @@ it shows. Every territory level has its layers in every style (hidden when not s
 level or theme changes layer properties, never the set of layers, and `setStyle(diff)` stays cheap.
 
 Text has no `glyphs` URL: MapLibre GL JS (5.11+) then draws labels with the browser's own fonts, so
-nothing is fetched from the internet; QGIS maps `text-font` to a local font the same way.
+nothing is fetched from the internet; QGIS maps `text-font` to a local font the same way. Territory
+names come from the label tiles (one point per territory, so a name shows once per view). With no
+base map, the territories themselves are the base: land over a sea-coloured background, borders
+and names, the choropleth fading as one zooms in so single schools stand out.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ AUTO = "auto"
 # Where each level takes over in the automatic mode (clipped to the zooms the level is tiled at).
 AUTO_STARTS = {"regions": 0, "departements": 6, "communes": 9}
 OUTLINE_WIDTHS = {"regions": 1.6, "academies": 1.3, "departements": 1.0, "epci": 0.7, "communes": 0.4}
-LABELLED_LEVELS = ("regions", "departements", "communes")
+LABELLED_LEVELS = ("regions", "academies", "departements", "epci", "communes")
+LABELS = "labels"  # the label tiles' source: one layer per territory level
 TYPE_COLOURS = dict(zip(COUNTED_TYPES, palettes.CATEGORIES, strict=True))
 TYPE_TITLES = {"ecole": "École", "college": "Collège", "lycee": "Lycée", "autre": "Autre"}
 FONT = ["Noto Sans Regular"]
@@ -53,9 +57,11 @@ def build_style(source: StyleSource, style_id: str, *, indicator: str | None = N
         entry = pick_indicator(source.catalogue, style_id, indicator)
         if entry is None:
             raise KeyError(f"no indicator {indicator!r} in theme {style_id!r}" if indicator else style_id)
-    layers = [{"id": "background", "type": "background", "paint": {"background-color": palettes.BACKGROUND}}]
-    if source.basemap_url:
+    layers = [{"id": "background", "type": "background", "paint": {"background-color": palettes.SEA}}]
+    if is_raster_template(source.basemap_url):
         layers.append({"id": "basemap", "type": "raster", "source": "basemap"})
+    elif "regions" in source.zooms:
+        layers.append(_land())
     bands = _bands(source, level)
     layers += [_fill(lvl, bands[lvl], entry) for lvl in source.levels]
     layers += [_outline(lvl, _outline_band(lvl, level, bands)) for lvl in reversed(source.levels)]
@@ -78,9 +84,25 @@ def _sources(source: StyleSource) -> dict:
     sources: dict[str, Any] = {
         name: {"type": "vector", "url": f"{source.base_url}/tiles/{name}.json"} for name in source.zooms
     }
-    if source.basemap_url:
+    sources[LABELS] = {"type": "vector", "url": f"{source.base_url}/map/labels.json"}
+    if is_raster_template(source.basemap_url):
         sources["basemap"] = {"type": "raster", "tiles": [source.basemap_url], "tileSize": 256}
     return sources
+
+
+def is_raster_template(url: str) -> bool:
+    """Whether ECARTO_BASEMAP_URL is a raster tile template (`{z}`) rather than a MapLibre style URL.
+
+    >>> is_raster_template("https://tile.example.org/{z}/{x}/{y}.png"), is_raster_template("https://x/style.json")
+    (True, False)
+    """
+    return "{z}" in url
+
+
+def _land() -> dict:
+    """Land: every région in one neutral colour under the choropleth, so the sea and coasts show."""
+    return {"id": "land", "type": "fill", "source": "regions", "source-layer": "regions",
+            "paint": {"fill-color": palettes.BACKGROUND}}
 
 
 def auto_bands(source: StyleSource) -> dict[str, tuple[int, int]]:
@@ -126,7 +148,9 @@ def _fill(level: str, band: tuple[int, int] | None, entry: Mapping | None) -> di
     if entry is None:
         paint = {"fill-color": palettes.NEUTRAL_FILL, "fill-opacity": 0.35}
     else:
-        paint = {"fill-color": for_aggregates(entry).paint(["get", entry["id"]]), "fill-opacity": 0.78}
+        # Fainter where single schools show, so their own colours read against their commune's.
+        opacity = ["interpolate", ["linear"], ["zoom"], 9, 0.78, 13, 0.3]
+        paint = {"fill-color": for_aggregates(entry).paint(["get", entry["id"]]), "fill-opacity": opacity}
     layer = {"id": f"{level}-fill", "type": "fill", "source": level, "source-layer": level,
              "metadata": _role(level, "fill"), "paint": paint}
     return _zoomed(layer, band)
@@ -145,9 +169,9 @@ def _outline(level: str, band: tuple[int, int] | None) -> dict:
 
 
 def _label(level: str, band: tuple[int, int] | None) -> dict:
-    """Territory names, drawn with local fonts."""
+    """Territory names from the label tiles, drawn with local fonts."""
     layer = {
-        "id": f"{level}-label", "type": "symbol", "source": level, "source-layer": level,
+        "id": f"{level}-label", "type": "symbol", "source": LABELS, "source-layer": level,
         "metadata": _role(level, "label"),
         "layout": {"text-field": ["get", "nom"], "text-font": BOLD if level == "regions" else FONT,
                    "text-size": 14 if level == "regions" else 12, "text-max-width": 8,

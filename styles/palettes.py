@@ -11,7 +11,8 @@ from __future__ import annotations
 NO_DATA = "#bdbdbd"
 OUTLINE = "#4d4d4d"
 EDGE = "#333333"  # around points and clusters: they share the choropleth's colours, so they need an edge
-BACKGROUND = "#f2f1ed"
+BACKGROUND = "#f2f1ed"  # land
+SEA = "#d4e3ec"  # behind the land: the sea and everything beyond the territories served
 NEUTRAL = "#5b6b7a"  # schools and clusters of the neutral style
 NEUTRAL_FILL = "#dcd9cf"  # territories of the neutral style
 

@@ -56,6 +56,8 @@ def test_each_server_spells_the_same_requests_its_own_way():
         "/collections/etablissements/items?filter=type%3D%27college%27&filter-lang=cql-text&limit=1000"]
     assert peers.PYGEOAPI_API.tile_paths([tile]) == []
     assert servers.STATIC.bbox_paths([box]) == []
+    assert servers.OURS.search_paths(["jean moul"]) == ["/search?q=jean%20moul&limit=8"]
+    assert tipg.search_paths(["ren"]) == peers.PYGEOAPI_API.search_paths(["ren"]) == []
 
 
 def test_the_procfile_is_served_on_loopback_only(tmp_path):
@@ -115,6 +117,8 @@ def test_table_gives_our_ratios_to_each_peer_and_the_targets():
     assert "bbox 1000 >= 2.0x pygeoapi: 3.00x met" in found
     assert "tiles mid warm >= 10.0x tipg: 20.0x met" in found
     assert "tiles high cold >= 2.0x tipg: n/a n/a" in found
+    searched = Results(rows=[Row(POSTGIS, "search", Load(100, 1.0, 0, 10.0, 40.0, 60.0, "wrk"), 100.0)])
+    assert "search p95 < 50 ms, ecarto-postgis: 40.0 ms met" in report.targets(searched)
 
 
 def test_results_are_written_as_json(tmp_path: Path):

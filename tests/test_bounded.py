@@ -29,7 +29,8 @@ ITEMS = "/collections/etablissements/items"
 ATTACKERS = 8
 ROUNDS = 2  # requests each attacker sends, one after the other
 ATTACK_TERM = "ACCENTI(CASEI(nom)) = ACCENTI(CASEI('xxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'))"
-ATTACK = " OR ".join([ATTACK_TERM] * 40)
+ATTACK = " OR ".join([ATTACK_TERM] * 40)  # `nom` has a search index: cheap now, 60 s on GeoPackage before it
+UNINDEXED = " OR ".join([ATTACK_TERM.replace("(nom)", "(statut)")] * 40)  # `statut` has none
 WORLD = "S_INTERSECTS(geometry, POLYGON((-180 -90, 180 -90, 180 90, -180 90, -180 -90)))"
 FRANCE = {  # a bbox covering metropolitan France in each CRS
     "2154": "100000,6000000,1300000,7200000",
@@ -57,8 +58,13 @@ def _ogc_exception(response: requests.Response) -> dict:
     return body
 
 
-def test_eight_attackers_get_refused_while_health_answers(live):
-    """Issue 13's attack: 8 clients send a 40-term ACCENTI filter and give up after the deadline."""
+@pytest.mark.parametrize("attack", [ATTACK, UNINDEXED], ids=["indexed", "unindexed"])
+def test_eight_attackers_are_answered_within_the_deadline_while_health_answers(live, attack):
+    """Issue 13's attack: 8 clients send a 40-term ACCENTI filter and give up after the deadline.
+
+    Each gets an answer before: the rows (the search index makes it cheap), a 400 (over the cost
+    budget), or a 503 (busy, or cut at the deadline).
+    """
     statuses: list[int | str] = []
     health: list[int | str] = []
     done = threading.Event()
@@ -66,7 +72,7 @@ def test_eight_attackers_get_refused_while_health_answers(live):
     def attacker() -> None:
         for _ in range(ROUNDS):
             try:
-                statuses.append(live.get(_filter(ATTACK), timeout=DEADLINE + MARGIN).status_code)
+                statuses.append(live.get(_filter(attack), timeout=DEADLINE + MARGIN).status_code)
             except requests.RequestException as error:
                 statuses.append(f"gave up: {type(error).__name__}")
 
@@ -90,14 +96,14 @@ def test_eight_attackers_get_refused_while_health_answers(live):
     done.set()
     watching.join()
     assert len(statuses) == ATTACKERS * ROUNDS
-    assert all(isinstance(s, int) and (400 <= s < 500 or s == 503) for s in statuses), statuses
+    assert all(isinstance(s, int) and (s == 200 or 400 <= s < 500 or s == 503) for s in statuses), statuses
     assert health and all(s == 200 for s in health), health
     assert live.get(f"{ITEMS}?limit=5", timeout=DEADLINE).status_code == 200
     assert live.get(_filter("type = 'college'"), timeout=DEADLINE).status_code == 200
 
 
-def test_forty_folded_terms_are_refused_before_reaching_the_database(live):
-    response = live.get(_filter(ATTACK), timeout=DEADLINE + MARGIN)
+def test_forty_folded_terms_without_an_index_are_refused_before_reaching_the_database(live):
+    response = live.get(_filter(UNINDEXED), timeout=DEADLINE + MARGIN)
     assert response.status_code == 400
     assert "too expensive" in _ogc_exception(response)["description"]
 
@@ -143,9 +149,10 @@ def _client(url: str, **settings):
 
 
 def test_a_query_past_the_deadline_is_a_503_with_retry_after(national):
-    client, store = _client(national, request_timeout=0.5)
+    client, store = _client(national, request_timeout=0.1)
+    folded = " OR ".join(ATTACK_TERM.replace("(nom)", f"({name})") for name in ("statut", "type"))
     try:
-        response = client.get(_filter(ATTACK_TERM))
+        response = client.get(_filter(folded))  # folds the text of every row, four times: seconds
         assert response.status_code == 503
         assert response.get_json()["code"] == "Timeout" and int(response.headers["Retry-After"]) > 0
         assert client.get(f"{ITEMS}?limit=2").status_code == 200  # the connection serves on

@@ -136,7 +136,8 @@ def test_offset_and_prev_link(client, schools):
 
 
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=1001", "limit=ten", "limit=-1", "limit=1.5", "offset=-3", "offset=x", "limit=5&limit=6"]
+    "query", ["limit=0", "limit=1001", "limit=ten", "limit=-1", "limit=1.5", "offset=-3", "offset=x", "limit=5&limit=6",
+              "limit=1_0", "limit=\uff15", "offset=\u0661"]
 )
 def test_bad_limit_or_offset_is_a_400(client, query):
     assert_exception(client, f"{ITEMS}?{query}", 400, "InvalidParameterValue")
@@ -187,7 +188,8 @@ def test_bbox_in_lambert_93_follows_the_projected_box(client, schools):
 
 
 @pytest.mark.parametrize(
-    "bbox", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "0,10,1,5", "0,-91,1,5", "-200,0,0,1", "nan,0,1,1", "1,2,3,inf", ""]
+    "bbox", ["1,2,3", "1,2,3,4,5", "a,b,c,d", "0,10,1,5", "0,-91,1,5", "-200,0,0,1", "nan,0,1,1", "1,2,3,inf", "",
+             "1_0,2,30,40", "\uff11,2,30,40", "\u0661,2,30,40", "0x1,2,30,40", "1,2,30,40\u00a0"]
 )
 def test_malformed_bbox_is_a_400(client, bbox):
     assert_exception(client, f"{ITEMS}?bbox={bbox}", 400, "InvalidParameterValue")

@@ -11,9 +11,12 @@ import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.conftest import DATA, REPO, ingest_into, small_manifest
+import pytest
+
+from tests.conftest import DATA, REPO, Ingested, ingest_into, small_manifest
 from tileserver.cli import main
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
@@ -174,3 +177,117 @@ def _query(collection: str, **kwargs):
     from tileserver.core.store import FeatureQuery
 
     return FeatureQuery(collection, **kwargs)
+
+
+def sample_rows() -> list[list[str]]:
+    """The Val-de-Marne sample as rows of values, the header first."""
+    with open(SAMPLE_94, encoding="utf-8-sig", newline="") as handle:
+        return list(csv.reader(handle, delimiter=";"))
+
+
+def test_a_comma_file_whose_rows_fit_no_delimiter_fails_in_one_line_naming_it(tmp_path, capsys):
+    """Written without quotes, the "lat, lon" `position` column gives every row one column too many."""
+    naive = tmp_path / "annuaire-virgules.csv"
+    naive.write_text("\n".join(",".join(row) for row in sample_rows()) + "\n", encoding="utf-8")
+    code = main(["-q", "ingest", "--sources", str(small_manifest(tmp_path, naive, departement="94")),
+                 "--database", str(tmp_path / "e.gpkg"), "--no-progress", "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "annuaire-virgules.csv" in err and "delimiter" in err
+
+
+def test_comma_and_tab_files_read_like_the_semicolon_one(tmp_path):
+    rows = sample_rows()
+    for name, delimiter in (("virgules.csv", ","), ("tabulations.tsv", "\t")):
+        with open(tmp_path / name, "w", encoding="utf-8", newline="") as handle:
+            csv.writer(handle, delimiter=delimiter).writerows(rows)
+    schools = {}
+    for name in ("virgules.csv", "tabulations.tsv"):
+        folder = tmp_path / name.split(".")[0]
+        folder.mkdir()
+        result = ingest_into(str(folder / "e.gpkg"), folder / "cache",
+                             small_manifest(folder, tmp_path / name, departement="94"))
+        schools[name] = result.report.datasets["etablissements"]
+    assert schools["virgules.csv"].loaded == schools["tabulations.tsv"].loaded == len(rows) - 1
+
+
+@dataclass
+class OddIngest:
+    """The Val-de-Marne sample ingested with one odd row or feature per hole, and where to look."""
+
+    result: Ingested
+    folder: Path
+    rows: int
+    commune: str
+    killed: Path
+    system_tmp: Path
+
+
+@pytest.fixture(scope="module")
+def odd(tmp_path_factory) -> OddIngest:
+    """Rows 3 (lat/lon swapped), 4 (in Rennes) and 5 (a NUL in its name); a commune with an open ring and a
+    NUL in its name; a killed run's scratch folder beside the store; the system temp directory watched."""
+    folder = tmp_path_factory.mktemp("odd")
+    rows = sample_rows()
+    head = {name: i for i, name in enumerate(rows[0])}
+    lat, lon, nom = head["latitude"], head["longitude"], head["Nom_etablissement"]
+    rows[2][lat], rows[2][lon] = rows[2][lon], rows[2][lat]
+    rows[3][lat], rows[3][lon] = "48.11", "-1.68"  # Rennes, 300 km from Val-de-Marne
+    rows[4][nom] = "Ecole\x00 du Parc"
+    source = folder / "annuaire-94.csv"
+    source.write_text("\n".join(";".join(row) for row in rows) + "\n", encoding="utf-8")
+    manifest = small_manifest(folder, source, departement="94")
+    communes = json.loads((folder / "communes.geojson").read_text(encoding="utf-8"))
+    opened = communes["features"][0]
+    coordinates = opened["geometry"]["coordinates"]
+    (coordinates[0] if opened["geometry"]["type"] == "Polygon" else coordinates[0][0]).pop()  # last != first
+    opened["properties"]["nom"] += "\x00"
+    (folder / "communes.geojson").write_text(json.dumps(communes), encoding="utf-8")
+    ended = subprocess.Popen(["true"])  # its pid is free once it ended
+    ended.wait()
+    killed = folder / f"ecarto-rasters-{ended.pid}-k1ll"
+    killed.mkdir()
+    system_tmp = folder / "system-tmp"
+    system_tmp.mkdir()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("tempfile.tempdir", str(system_tmp))
+        result = ingest_into(str(folder / "e.gpkg"), folder / "cache", manifest)
+    return OddIngest(result, folder, len(rows) - 1, opened["properties"]["code"], killed, system_tmp)
+
+
+def test_swapped_coordinates_are_rejected_naming_the_swap(odd):
+    schools = odd.result.report.datasets["etablissements"]
+    reasons = {r.line: r.reason for r in schools.rejections}
+    assert reasons[3].endswith("outside its département 94: latitude and longitude swapped")
+    assert "outside its département 94" in reasons[4] and "swapped" not in reasons[4]
+    assert schools.loaded == odd.rows - 2 and schools.file == "annuaire-94.csv"
+
+
+def test_nul_characters_are_removed_with_a_note(odd):
+    assert "NUL characters removed from 1 line(s): 5" in odd.result.report.datasets["etablissements"].notes
+    assert f"NUL characters removed from 1 names: {odd.commune}" in odd.result.report.datasets["communes"].notes
+    with snapshot_of(odd.result.url) as snap:
+        names = [f.properties["nom"] for f in snap.query(_query("etablissements", limit=1000)).features]
+        names += [f.properties["nom"] for f in snap.query(_query("communes", limit=1000)).features]
+    assert "Ecole du Parc" in names and not any("\x00" in n for n in names)
+
+
+def test_an_open_ring_is_closed_with_a_note(odd):
+    notes = " ".join(odd.result.report.datasets["communes"].notes)
+    assert f"1 outlines had a ring left open (last point not the first), closed: {odd.commune}" in notes
+
+
+def test_scratch_files_stay_beside_the_store_and_a_killed_runs_are_removed(odd):
+    assert not odd.killed.exists() and not list(odd.folder.glob("ecarto-rasters-*"))
+    assert not list(odd.system_tmp.iterdir())
+
+
+def test_a_wrong_database_url_fails_before_any_source_is_read(tmp_path, capsys):
+    manifest = small_manifest(tmp_path, tmp_path / "not-read-yet.csv", departement="94")
+    code = main(["-q", "ingest", "--sources", str(manifest), "--database",
+                 "postgresql://ecarto:secret@127.0.0.1:1/ecarto_nowhere", "--no-progress",
+                 "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert code == 1 and "Traceback" not in err and "secret" not in err
+    assert "host 127.0.0.1, port 1, database ecarto_nowhere" in err
+    assert "not-read-yet" not in err  # the first source read would have failed naming it

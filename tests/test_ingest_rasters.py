@@ -1,6 +1,8 @@
 """School surfaces and external rasters at ingest: COGs that are right, and bad sources that stop nothing."""
 
 import math
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +73,7 @@ def built(tmp_path_factory):
     values = {"debit": speed, "fibre": (np.arange(85) % 2).astype(float)}
     report = Report()
     files = build_rasters(schools_around(np.random.default_rng(7)), values, manifest(sources), land_layer(), fetch,
-                          report)
+                          report, tmp_path_factory.mktemp("scratch"))
     return files, report
 
 
@@ -125,12 +127,25 @@ def test_the_report_tells_what_was_made(built):
     assert any(n.startswith("densite_college: 20 collèges, bandwidth") for n in entry.notes)
 
 
-def test_the_folder_lives_as_long_as_the_mapping():
-    files = RasterFiles()
+def test_the_folder_lives_as_long_as_the_mapping(tmp_path):
+    files = RasterFiles(tmp_path)
     folder = files.folder
+    assert folder.parent == tmp_path
     (folder / "r.tif").write_bytes(b"")
     del files
     assert not folder.exists()
+
+
+def test_the_folders_of_killed_runs_are_removed_by_the_next_one(tmp_path):
+    ended = subprocess.Popen(["true"])  # its pid is free once it ended
+    ended.wait()
+    leftover = tmp_path / f"ecarto-rasters-{ended.pid}-x1y2"
+    (leftover / "densite.tif").parent.mkdir()
+    (leftover / "densite.tif").write_bytes(b"0" * 1000)
+    running = tmp_path / f"ecarto-rasters-{os.getppid()}-a1b2"  # a live process: another run going on
+    running.mkdir()
+    files = RasterFiles(tmp_path)
+    assert not leftover.exists() and running.exists() and files.folder.exists()
 
 
 def external(tmp_path: Path) -> dict[str, Path]:

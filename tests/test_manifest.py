@@ -62,7 +62,7 @@ def test_relative_paths_resolve_against_the_manifest_and_variables_expand(tmp_pa
         ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\n'
          'kind = "boolean"\naggregate = "mean"\n', "aggregate"),
         ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\ncolour = 1\n',
-         "unknown keys"),
+         "unknown key `colour`"),
         ('[[rasters]]\nid = "r"\nurl = "r.tif"\nlabel = "R"\nrescale = [5, 1]\n', "rescale"),
     ],
 )
@@ -84,3 +84,45 @@ def test_duplicate_indicator_ids(tmp_path):
     entry = '[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\n'
     with pytest.raises(ConfigError, match="appears twice"):
         load_manifest(write(tmp_path, MINIMAL + entry + entry))
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ('[[indicator]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\n',
+         "unknown table `indicator`; did you mean `indicators`?"),
+        ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\nperiode = "annee"\n',
+         "unknown key `periode`; did you mean `period`?"),
+        ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\nkind = "ratio"\nnumerator = "n"\n',
+         "`denominator` is required"),
+        ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\ncolumn = "x"\ncombine = "median"\n',
+         "combine"),
+        ('[[indicators]]\nid = "x"\ntheme = "contexte"\nlabel = "X"\nsource = "a"\nkind = "presence"\n'
+         'level = "communes"\nvia = "departements"\n', "`via` joins a school indicator"),
+        ('[schools]\nurl = "s.csv"\nfeilds = { uai = "UAI" }\n', "did you mean `fields`?"),
+    ],
+)
+def test_unknown_keys_and_tables_name_the_closest(tmp_path, extra, message):
+    text = MINIMAL.replace('[schools]\nurl = "schools.csv"\n', "") if extra.startswith("[schools]") else MINIMAL
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("?", r"\?")):
+        load_manifest(write(tmp_path, text + extra))
+
+
+def test_presence_needs_no_column_and_the_catalogue_entry_carries_the_metadata(tmp_path):
+    manifest = load_manifest(write(tmp_path, MINIMAL + """
+[[indicators]]
+id = "tedi"
+theme = "equipement"
+label = "Ted-i"
+source = "tedi.csv"
+kind = "presence"
+applies_to = ["ecole", "college"]
+producer = "Ministère"
+source_url = "https://example.org/tedi/"
+licence = "Licence Ouverte 2.0"
+"""))
+    entry = manifest.indicators[0].to_dict("2025-01-06")
+    assert entry["kind"] == "boolean" and entry["source_kind"] == "presence" and entry["aggregate"] == "share"
+    assert entry["applies_to"] == ["ecole", "college"] and entry["vintage"] == "2025-01-06"
+    assert (entry["producer"], entry["source_url"], entry["licence"]) == (
+        "Ministère", "https://example.org/tedi/", "Licence Ouverte 2.0")

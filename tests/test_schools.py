@@ -16,7 +16,7 @@ from pyproj import Geod
 
 from ingest.codes import uai
 from ingest.report import DatasetReport
-from ingest.schools import Schools, read_schools
+from ingest.schools import Schools, check_loaded, read_schools
 from tileserver.core.errors import ConfigError, IngestError
 
 DATA = Path(os.environ.get("ECARTO_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
@@ -336,3 +336,13 @@ def test_a_header_alone_gives_no_schools(tmp_path: Path) -> None:
     schools, report = read(path)
     assert len(schools) == 0 and schools.lon.dtype == np.float64
     assert report.read == 0
+
+
+def test_an_ingest_refuses_a_file_where_no_school_is_left(tmp_path: Path) -> None:
+    """An empty school layer has no extent: publishing it ended in a traceback inside the store."""
+    path = tmp_path / "fermes.csv"
+    path.write_text("numero_uai;latitude;longitude;etat\n0350001L;48.1;-1.7;FERME\n0350002M;48.1;-1.6;FERME\n")
+    schools, report = read(path)
+    with pytest.raises(IngestError, match=r"fermes\.csv: no school could be loaded \(2 rows rejected; line 2: closed"):
+        check_loaded(schools, report)
+    assert check_loaded(*loaded(ANNUAIRE_35)) is loaded(ANNUAIRE_35)[0]

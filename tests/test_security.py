@@ -459,12 +459,56 @@ def test_the_read_only_role_can_change_nothing(reader):
     assert_published_intact(owner)
 
 
+SCRATCH = [
+    "CREATE TEMP TABLE scratch AS SELECT g FROM generate_series(1, 10) g",
+    "CREATE TEMP SEQUENCE scratch",
+    "SELECT lo_from_bytea(0, 'scratch')",
+    "SELECT lo_create(0)",
+]
+
+
+@pytest.mark.parametrize("statement", SCRATCH)
+def test_the_read_only_role_cannot_write_scratch_data(reader, statement):
+    """Temporary tables and large objects fill the disk as well as tables do (a 69 MB one was built)."""
+    _, url = reader
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET default_transaction_read_only = off")
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute(statement)
+
+
+def test_the_read_only_role_spills_at_most_its_temp_file_limit(reader, postgis_url):
+    _, url = reader
+    role = urlsplit(url).username
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SHOW temp_file_limit").fetchone()[0] == "256MB"
+    grant_read_only(postgis_url, role, temp_file_limit="1MB")  # run again: the limit is updated
+    big_sort = "SELECT count(*) FROM (SELECT md5(g::text) FROM generate_series(1, 300000) g ORDER BY 1) s"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET work_mem = '64kB'")  # what the role may set, to spill sooner
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            conn.execute("SET temp_file_limit = -1")
+        with pytest.raises(psycopg.errors.ConfigurationLimitExceeded, match="temp_file_limit"):
+            conn.execute(big_sort)
+        assert conn.execute(big_sort.replace("300000", "3000")).fetchone()[0] == 3000
+
+
 def assert_published_intact(owner: PostGISStore) -> None:
     """The owner's single version is served, whole."""
     snapshot = owner.current()
     assert [v.id for v in owner.versions()] == [snapshot.version.id]
     assert {c.id: c.count for c in snapshot.collections()}["etablissements"] == 300
     assert len(list(snapshot.query(FeatureQuery("etablissements", limit=1000)).features)) == 300
+
+
+def test_an_ingest_as_the_read_only_role_stops_before_reading_any_source(reader, tmp_path):
+    _, url = reader
+    store = PostGISStore(url, Settings(database=url, assets_dir=str(tmp_path / "assets")))
+    try:
+        with pytest.raises(IngestError, match=r"port \d+, database \w+: user ecarto_reader_\w+ may not create schemas"):
+            store.check_publish()
+    finally:
+        store.close()
 
 
 def test_publishing_with_the_read_only_role_fails_clearly_and_loses_nothing(reader, small_dataset, tmp_path):

@@ -56,11 +56,11 @@ def test_every_source_and_source_layer_exists_in_its_tilejson(themed_app):
         style = client.get(url).get_json()
         tilejsons = {}
         for name, source in style["sources"].items():
-            assert source["url"].startswith(f"{BASE}/tiles/"), source
+            assert source["url"].startswith(f"{BASE}/tiles/") or source["url"] == f"{BASE}/map/labels.json", source
             response = client.get(urlsplit(source["url"]).path)
             assert response.status_code == 200, source["url"]
             tilejsons[name] = response.get_json()
-            assert all(t.startswith(f"{BASE}/tiles/") for t in tilejsons[name]["tiles"])
+            assert all(t.startswith((f"{BASE}/tiles/", f"{BASE}/map/labels/")) for t in tilejsons[name]["tiles"])
         for layer in style["layers"]:
             if "source" in layer:
                 ids = {v["id"] for v in tilejsons[layer["source"]]["vector_layers"]}
@@ -84,7 +84,7 @@ def test_style_zooms_and_levels_follow_the_tilejson(themed_app):
 
 def test_a_chosen_level_shows_alone_at_every_zoom(themed_app):
     layers = themed_app.test_client().get("/styles/services?level=epci").get_json()["layers"]
-    fills = {layer["id"]: layer for layer in layers if layer["type"] == "fill"}
+    fills = {layer["id"]: layer for layer in layers if layer["id"].endswith("-fill")}
     assert [i for i, layer in fills.items() if layer["layout"]["visibility"] == "visible"] == ["epci-fill"]
     assert (fills["epci-fill"]["minzoom"], fills["epci-fill"]["maxzoom"]) == (0, 24)
     shown = [layer["id"] for layer in layers if layer.get("layout", {}).get("visibility") == "visible"]
@@ -139,9 +139,10 @@ def test_the_neutral_style_colours_schools_by_type_and_has_no_indicator(themed_a
         "École", "Collège", "Lycée", "Autre"]
 
 
-def test_source_urls_follow_proxy_headers_and_the_base_url_setting(themed_app, themed_store):
+def test_source_urls_follow_trusted_proxy_headers_and_the_base_url_setting(themed_store):
     headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "carto.example.org", "X-Forwarded-Prefix": "/ecarto"}
-    style = themed_app.test_client().get("/styles/connectivite", headers=headers).get_json()
+    behind = create_app(Settings(database=themed_store.url, trusted_proxies="127.0.0.1"), store=themed_store)
+    style = behind.test_client().get("/styles/connectivite", headers=headers).get_json()
     assert style["sources"]["communes"]["url"] == "https://carto.example.org/ecarto/tiles/communes.json"
     configured = create_app(Settings(database=themed_store.url, base_url="https://ecarto.fr/"), store=themed_store)
     style = configured.test_client().get("/styles/connectivite", headers=headers).get_json()
@@ -171,8 +172,8 @@ def test_styles_list_links_each_style_its_map_and_its_qgis_file(themed_app):
 def test_only_present_collections_become_sources():
     source = StyleSource(catalogue(), {"etablissements": (0, 14), "departements": (0, 12)}, BASE, 12)
     style = build_style(source, "connectivite")
-    assert set(style["sources"]) == {"etablissements", "departements"}
-    assert {layer.get("source") for layer in style["layers"]} == {None, "etablissements", "departements"}
+    assert set(style["sources"]) == {"etablissements", "departements", "labels"}
+    assert {layer.get("source") for layer in style["layers"]} == {None, "etablissements", "departements", "labels"}
 
 
 def test_style_ids_come_from_the_catalogue():

@@ -61,3 +61,22 @@ def test_a_quote_left_open_past_the_field_limit_costs_one_line(tmp_path: Path) -
 def test_an_empty_file_has_no_header(tmp_path: Path) -> None:
     with pytest.raises(IngestError, match="empty file"):
         records(tmp_path, "")
+
+
+def test_the_delimiter_is_the_one_that_fits_the_rows(tmp_path: Path) -> None:
+    assert records(tmp_path, "a\tb;c\tx\n1\t2;3\t4\n") == [Record(2, ["1", "2;3", "4"], "")]
+    assert records(tmp_path, 'a,b\n"1;2",3\n') == [Record(2, ["1;2", "3"], "")]
+
+
+def test_rows_no_delimiter_fits_stop_the_file_in_one_line(tmp_path: Path) -> None:
+    with pytest.raises(IngestError, match=r"t\.csv: no delimiter .* the header's width \(3 columns with ','\)"):
+        records(tmp_path, "uai,nom,position\n0940001A,A,48.7, 2.4\n0940002B,B,48.8, 2.5\n")
+
+
+def test_nul_characters_are_removed_and_their_lines_noted(tmp_path: Path) -> None:
+    path = tmp_path / "t.csv"
+    path.write_text("a;b\n1;x\x00y\n2;z\n3;\x00\n", encoding="utf-8")
+    with open_text(path) as text:
+        table = read_table(text, path)
+        assert [r.values for r in table.records] == [["1", "xy"], ["2", "z"], ["3", ""]]
+        assert table.notes() == ["NUL characters removed from 2 line(s): 2, 4"]

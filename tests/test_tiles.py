@@ -28,7 +28,7 @@ def dataset():
 def settings(request, tmp_path) -> Settings:
     url = request.getfixturevalue("postgis_url") if request.param == "postgis" else str(tmp_path / "e.gpkg")
     return Settings(database=url, assets_dir=str(tmp_path / "assets"), version_check_seconds=0,
-                    cache_control="public, max-age=60")
+                    cache_control="public, max-age=60", trusted_proxies="127.0.0.1")  # the test client's address
 
 
 @pytest.fixture

@@ -46,7 +46,17 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("ECARTO_CACHE_DIR", "var/cache")),
                         help="where downloads are kept (default var/cache)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ingest.add_argument("--allow-partial", action="store_true",
+                        help="publish even when a main indicator is lost (the version says `partial`)")
     ingest.set_defaults(run=_ingest)
+
+    sources = commands.add_parser("sources", help="the sources manifest")
+    check = sources.add_subparsers(dest="action", required=True).add_parser(
+        "check", help="fetch the head of every source and check the columns the manifest needs")
+    check.add_argument("--sources", type=Path, help="sources manifest (TOML); default: the official sources")
+    check.add_argument("--mirror", default=os.environ.get("ECARTO_MIRROR"),
+                       help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
+    check.set_defaults(run=_check)
 
     serve = commands.add_parser("serve", help="serve tiles and features with gunicorn")
     serve.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
@@ -76,12 +86,27 @@ def _ingest(args: argparse.Namespace) -> int:
     store = open_store(settings.database, settings)
     try:
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
-                              progress=not args.no_progress)
+                              progress=not args.no_progress, allow_partial=args.allow_partial)
     finally:
         store.close()
     print(report.summary())
-    print(f"published version {version.id} to {settings.database}")
+    partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
+    print(f"published version {version.id} to {settings.database}{partial}")
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from ingest.check import check_sources
+    from ingest.manifest import load_manifest
+
+    results = check_sources(load_manifest(args.sources), mirror=args.mirror)
+    for result in results:
+        print(result.summary())
+    failing = [r.name for r in results if r.fatal]
+    if failing:
+        print(f"ecarto sources check: an ingest would fail or lose a main indicator: {', '.join(failing)}",
+              file=sys.stderr)
+    return 1 if failing else 0
 
 
 def _seed(args: argparse.Namespace) -> int:

@@ -10,7 +10,6 @@ without data get alpha 0.
 
 from __future__ import annotations
 
-import math
 from functools import cache
 
 import numpy as np
@@ -104,22 +103,6 @@ def lookup_table(name: str) -> np.ndarray:
     table = np.concatenate([np.rint(rgb), np.full((256, 1), 255.0)], axis=1).astype(np.uint8)
     table.setflags(write=False)
     return table
-
-
-def parse_rescale(raw: str) -> tuple[float, float]:
-    """`min,max` from a query string; a 400 unless both are finite numbers with min < max.
-
-    >>> parse_rescale("0, 12.5")
-    (0.0, 12.5)
-    """
-    parts = raw.split(",")
-    try:
-        low, high = (float(p) for p in parts)
-    except ValueError:
-        raise BadRequest(f"rescale={raw[:50]!r} must be two numbers: min,max") from None
-    if not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise BadRequest(f"rescale={raw[:50]!r} needs finite numbers with min < max")
-    return low, high
 
 
 def indices(values: np.ndarray, rescale: tuple[float, float]) -> np.ndarray:

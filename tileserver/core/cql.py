@@ -5,6 +5,11 @@ collection's fields, and parameters for every value a client sent. A dialect ren
 (`psycopg.sql` composition with `%s`, or quoted names with `?`) and spells the few things the two
 databases say differently: booleans, case-sensitive LIKE, `CASEI`/`ACCENTI` (see `textfold`), and
 spatial predicates, which SQLite evaluates with shapely through `ecarto_relate` (see `register_sqlite`).
+
+A text property with a hidden search key column (`CollectionInfo.searchable`) lets `=` and `LIKE`,
+folded or not, first narrow the rows through that column's index with a pattern that matches at least
+as much (`search_pattern`); the exact comparison then decides on the rows that remain, reading the
+property's precomputed fold (`textfold.STORED_FOLDS`) rather than folding it row by row.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from pygeofilter import ast
 from shapely.geometry.base import BaseGeometry
 
 from tileserver.core import textfold
-from tileserver.core.dataset import Field
+from tileserver.core.dataset import Field, folded_column, stored_column
 from tileserver.core.errors import BadRequest
 from tileserver.core.store import CollectionInfo
 
@@ -71,6 +76,10 @@ class Dialect:
         """A text column's value folded (CASEI or ACCENTI) exactly as `fold.apply` folds a literal."""
         raise NotImplementedError
 
+    def text_match(self, column: str, pattern: list[str | None]) -> Fragment:
+        """Rows whose search key column matches a pattern of search keys, found through its index."""
+        raise NotImplementedError
+
 
 class PostGIS(Dialect):
     """PostgreSQL with PostGIS: booleans are booleans, LIKE is case-sensitive, ST_* do the geometry."""
@@ -91,12 +100,16 @@ class PostGIS(Dialect):
     def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
         return ["translate(", *text, ", ", Param(fold.source), ", ", Param(fold.target), ")"]
 
+    def text_match(self, column: str, pattern: list[str | None]) -> Fragment:
+        return self.like([Ident(column)], pattern)  # a pg_trgm GIN index serves LIKE, prefix or infix
+
 
 class SQLite(Dialect):
     """The GeoPackage's SQLite: booleans are 0/1, GLOB is a case-sensitive LIKE, shapely tests geometries."""
 
-    def __init__(self, rtree: str, extent: BaseGeometry | None = None):
+    def __init__(self, rtree: str, search: str = "", extent: BaseGeometry | None = None):
         self.rtree = rtree
+        self.search = search  # the FTS5 trigram table over the collection's search key columns
         self.extent = extent  # the collection's, to tell a literal covering most of it
 
     def boolean(self, value: bool) -> Any:
@@ -149,6 +162,21 @@ class SQLite(Dialect):
 
     def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
         return [f"ecarto_{fold.name}(", *text, ")"]
+
+    def text_match(self, column: str, pattern: list[str | None]) -> Fragment:
+        """A prefix on the column's B-tree; else the rows holding every run of 3+ characters, from the trigram table.
+
+        A trigram phrase query finds exactly the rows containing the run, and reads only the index,
+        where `GLOB` on the trigram table (or a scan of the column) tests each candidate row.
+        """
+        runs = [p for p in pattern if p and len(p) >= 3]
+        match = self.like([Ident(column)], pattern)
+        if not runs or pattern[0] is not None:  # anchored at the start: a B-tree range
+            return match
+        phrases = " AND ".join(f'"{run}"' for run in runs)  # search keys hold no quote
+        fts = ["fid IN (SELECT rowid FROM ", Ident(self.search), " WHERE ", Ident(self.search), " MATCH ",
+               Param(f"{column} : ({phrases})"), ")"]
+        return fts if pattern == [None, runs[0], None] else [*fts, " AND ", *match]
 
 
 def rtree_key(bounds: Sequence[float], extent: BaseGeometry) -> str:
@@ -233,12 +261,33 @@ def like_pattern(pattern: str) -> list[str | None]:
     return parts
 
 
+def search_pattern(pattern: list[str | None]) -> list[str | None]:
+    """A LIKE pattern on a text (as `like_pattern` splits it) made one on its search key that matches at least as much.
+
+    Each literal run becomes its key (`textfold.search_key`) and `_` becomes `%`, since a character of
+    the text may be none of its key's (a mark, a space merged with its neighbour) or two (œ).
+
+    >>> search_pattern(["Saint-É", None, "", " - ", "", "tienne"])
+    ['saint e', None, 'tienne']
+    """
+    parts: list[str | None] = []
+    for part in pattern:
+        key = textfold.search_key(part) if part else ""
+        if key:
+            parts.append(key)
+        elif (part is None or part == "") and (not parts or parts[-1] is not None):
+            parts.append(None)
+    return parts
+
+
 class Operand(NamedTuple):
-    """A scalar side of a predicate: its SQL and its kind (string, number, boolean)."""
+    """A scalar side of a predicate: its SQL, its kind, and for a searchable property its name and folds so far."""
 
     sql: Fragment
     kind: str
     is_property: bool
+    searchable: str | None = None
+    folds: tuple[str, ...] = ()
 
 
 class Translator:
@@ -279,7 +328,11 @@ class Translator:
         if not (lhs.is_property or rhs.is_property):
             raise BadRequest("filter: a comparison needs a property on one side")
         _same_kind(lhs, rhs)
-        return ["(", *lhs.sql, f" {node.op.value} ", *rhs.sql, ")"]
+        compared = ["(", *lhs.sql, f" {node.op.value} ", *rhs.sql, ")"]
+        column, literal = (lhs, rhs) if lhs.is_property else (rhs, lhs)
+        if node.op.value != "=" or not column.searchable or literal.is_property:
+            return compared
+        return self._narrowed(column.searchable, [literal.sql[0].value], compared)
 
     def like(self, node: ast.Like) -> Fragment:
         column = self.subject(node.lhs)
@@ -289,8 +342,17 @@ class Translator:
             pattern = None if folded.is_property else folded.sql[0].value
         if column.kind != "string" or not isinstance(pattern, str):
             raise BadRequest("filter: LIKE compares a text property with a text pattern")
-        match = self.dialect.like(column.sql, like_pattern(pattern))
-        return ["NOT (", *match, ")"] if node.not_ else ["(", *match, ")"]
+        parts = like_pattern(pattern)
+        match = self.dialect.like(column.sql, parts)
+        if node.not_:
+            return ["NOT (", *match, ")"]
+        if column.searchable:
+            return self._narrowed(column.searchable, parts, match)
+        return ["(", *match, ")"]
+
+    def _narrowed(self, name: str, pattern: list[str | None], exact: Fragment) -> Fragment:
+        """An exact text comparison tested only on the rows the search key index of property `name` lets through."""
+        return ["(", *self.dialect.text_match(folded_column(name), search_pattern(pattern)), " AND ", *exact, ")"]
 
     def in_(self, node: ast.In) -> Fragment:
         column = self.subject(node.lhs)
@@ -357,7 +419,10 @@ class Translator:
         if text.kind != "string":
             raise BadRequest(f"filter: {fold.name.upper()} takes a text, not a {text.kind}")
         if text.is_property:
-            return Operand(self.dialect.fold(fold, text.sql), "string", True)
+            folds = text.folds if text.folds[-1:] == (fold.name,) else (*text.folds, fold.name)  # folds are idempotent
+            if text.searchable and folds in textfold.STORED_FOLDS:
+                return Operand([Ident(stored_column(text.searchable, folds))], "string", True, text.searchable, folds)
+            return Operand(self.dialect.fold(fold, text.sql), "string", True, text.searchable, folds)
         return Operand([Param(fold.apply(text.sql[0].value))], "string", False)
 
     def property(self, node: Any) -> Operand:
@@ -370,7 +435,8 @@ class Translator:
             raise BadRequest(
                 f"filter: collection {self.info.id!r} has no queryable {node.name[:100]!r}; known: {known}"
             )
-        return Operand([Ident(field.name)], _KINDS[field.type], True)
+        searchable = field.name if field.name in self.info.searchable else None
+        return Operand([Ident(field.name)], _KINDS[field.type], True, searchable)
 
     def literal(self, value: Any) -> Operand:
         """A text, number or boolean literal, as a parameter."""
@@ -437,7 +503,11 @@ def _name(node: Any) -> str:
 
 def to_postgis(info: CollectionInfo, node: Any) -> tuple[sql.Composed, list[Any]]:
     """A filter as a psycopg condition with `%s` placeholders, and its parameters."""
-    fragment = Translator(info, PostGIS()).condition(node)
+    return render_postgis(Translator(info, PostGIS()).condition(node))
+
+
+def render_postgis(fragment: Fragment) -> tuple[sql.Composed, list[Any]]:
+    """Parts as psycopg SQL with `%s` placeholders, and their parameters."""
     composed = [
         sql.SQL(p) if isinstance(p, str) else sql.Identifier(p.name) if isinstance(p, Ident) else sql.Placeholder()
         for p in fragment
@@ -445,9 +515,13 @@ def to_postgis(info: CollectionInfo, node: Any) -> tuple[sql.Composed, list[Any]
     return sql.Composed(composed), [p.value for p in fragment if isinstance(p, Param)]
 
 
-def to_sqlite(info: CollectionInfo, node: Any, *, rtree: str) -> tuple[str, list[Any]]:
-    """A filter as SQLite text with `?` placeholders, and its parameters; `rtree` is the collection's index."""
-    fragment = Translator(info, SQLite(rtree, shapely.box(*info.extent))).condition(node)
+def to_sqlite(info: CollectionInfo, node: Any, *, rtree: str, search: str = "") -> tuple[str, list[Any]]:
+    """A filter as SQLite text with `?` placeholders and its parameters; `rtree`, `search`: the table's indexes."""
+    return render_sqlite(Translator(info, SQLite(rtree, search, shapely.box(*info.extent))).condition(node))
+
+
+def render_sqlite(fragment: Fragment) -> tuple[str, list[Any]]:
+    """Parts as SQLite text with `?` placeholders, and their parameters."""
     text = "".join(p if isinstance(p, str) else _quote(p.name) if isinstance(p, Ident) else "?" for p in fragment)
     return text, [p.value for p in fragment if isinstance(p, Param)]
 

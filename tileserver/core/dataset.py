@@ -12,14 +12,51 @@ from typing import Literal
 
 import numpy as np
 
+from tileserver.core.textfold import STORED_FOLDS, search_key
+
 FieldType = Literal["string", "integer", "number", "boolean"]
 
 SCHOOLS = "etablissements"
 TERRITORY_LEVELS = ("regions", "academies", "departements", "epci", "communes")
 COLLECTIONS = (SCHOOLS, *TERRITORY_LEVELS)
 
+# Text properties stored again as their `textfold.search_key`, hidden from the APIs and indexed for
+# `LIKE` (prefix and infix), and as each of `textfold.STORED_FOLDS`: what text search (`q=`, `/search`)
+# and folded CQL2 comparisons read.
+SEARCHABLE = ("nom", "nom_commune")
+# The property giving a feature's size, to order search results that match equally well (first present).
+SIZE_PROPERTIES = ("population", "etablissements", "effectif")
+
 # School types kept as their own count (`n_<type>`) on clusters and territories; others are `autre`.
 COUNTED_TYPES = ("ecole", "college", "lycee", "autre")
+
+
+def size_property(fields: list[Field] | tuple[Field, ...]) -> str | None:
+    """The numeric field that orders equally good search matches, largest first (see `SIZE_PROPERTIES`).
+
+    >>> size_property([Field("nom", "string"), Field("etablissements", "integer")])
+    'etablissements'
+    """
+    numeric = {f.name for f in fields if f.type in ("integer", "number")}
+    return next((name for name in SIZE_PROPERTIES if name in numeric), None)
+
+
+def folded_column(name: str) -> str:
+    """The hidden column holding the search key of the text property `name`.
+
+    >>> folded_column("nom")
+    'nom_folded'
+    """
+    return f"{name}_folded"
+
+
+def stored_column(name: str, folds: tuple[str, ...]) -> str:
+    """The hidden column holding the text property `name` folded by `folds` (see `textfold.STORED_FOLDS`).
+
+    >>> stored_column("nom", ("casei", "accenti"))
+    'nom_casei_accenti'
+    """
+    return "_".join((name, *folds))
 
 
 @dataclass(frozen=True)
@@ -62,6 +99,20 @@ class Layer:
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def searchable(self) -> list[str]:
+        """The text fields stored with a hidden, indexed search key (see `SEARCHABLE`)."""
+        return [f.name for f in self.fields if f.name in SEARCHABLE and f.type == "string"]
+
+    def hidden_texts(self) -> dict[str, list[str | None]]:
+        """The hidden text columns of the searchable fields, with their values: search keys, stored folds."""
+        hidden = {}
+        for name in self.searchable():
+            values = [None if v is None else str(v) for v in self.columns[name]]
+            hidden[folded_column(name)] = [None if v is None else search_key(v) for v in values]
+            for folds, fold in STORED_FOLDS.items():
+                hidden[stored_column(name, folds)] = [None if v is None else fold(v) for v in values]
+        return hidden
 
     def field(self, name: str) -> Field:
         """The field called `name` (KeyError if absent)."""

@@ -7,8 +7,9 @@ and with a long `translate()` on PostgreSQL, about a hundred plain tests per fol
 an index lookup and a test in C, except for the features near the edge of its literal, which
 SQLite decodes and tests in Python (see `cql.SQLite.spatial`): about four hundred.
 
-Properties with a text index on their folded values (`indexed`) cost what a plain test costs: a
-store that builds such an index lists them, and the caller passes them to `check`.
+Properties with a text index on their folded values (`indexed`: `CollectionInfo.searchable`) cost
+what a plain test costs in the comparisons that index narrows (`=` and `LIKE`); the caller passes them
+to `check`.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ def estimate(node: Any, info: CollectionInfo, *, indexed: Collection[str] = ()) 
     202.0
     >>> estimate(folded, info, indexed={"nom"}).per_row
     1.0
+    >>> estimate(ast.NotEqual(folded.lhs, "x"), info, indexed={"nom"}).per_row
+    201.0
     """
     cost = Cost()
     stack = [node]
@@ -69,7 +72,7 @@ def estimate(node: Any, info: CollectionInfo, *, indexed: Collection[str] = ()) 
         elif isinstance(item, ast.SpatialComparisonPredicate):
             _spatial(cost, item, info)
         elif isinstance(item, ast.Node):
-            folds = _folds(item, indexed)
+            folds = _folds(item, indexed if _narrowed(item) else ())
             cost.predicates += 1
             cost.folds += folds
             cost.per_row += 1 + FOLD * folds
@@ -88,6 +91,11 @@ def check(node: Any, info: CollectionInfo, budget: int, *, indexed: Collection[s
             f" budget of {budget:,} (ECARTO_MAX_FILTER_COST); use fewer predicates, fewer CASEI/ACCENTI on"
             " properties without a text index, or smaller geometries"
         )
+
+
+def _narrowed(node: Any) -> bool:
+    """Whether a text index can narrow a predicate: `=` and `LIKE` can, `<>`, `NOT LIKE` or `<` cannot."""
+    return isinstance(node, ast.Equal) or (isinstance(node, ast.Like) and not node.not_)
 
 
 def _folds(node: Any, indexed: Collection[str]) -> int:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any, get_type_hints
+from urllib.parse import urlsplit
 
 from tileserver.core.errors import ConfigError
 
@@ -18,7 +20,8 @@ class Settings:
     """Everything an operator can set; each field is read from `ECARTO_<NAME>`."""
 
     database: str = "var/ecarto.gpkg"
-    base_url: str = ""  # public URL prefix when behind a proxy; else taken from the request
+    base_url: str = ""  # the public URL prefix; when set, no request header changes a link
+    trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-* headers are believed
     cors_origins: str = "*"
     cache_bytes: int = 256 * 1024 * 1024  # in-process tile cache, per worker
     cache_control: str = "public, max-age=3600"
@@ -27,7 +30,7 @@ class Settings:
     max_filter_depth: int = 20
     max_filter_length: int = 20_000
     version_check_seconds: float = 1.0  # how often a worker looks for a newly published version
-    basemap_url: str = ""  # optional raster basemap template for the map page and styles
+    basemap_url: str = ""  # a MapLibre style URL under /map, or a raster `{z}/{x}/{y}` template in the styles
     db_pool_size: int = 4
     db_timeout_seconds: float = 5.0
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
@@ -50,6 +53,9 @@ class Settings:
             raise ConfigError("ECARTO_REQUEST_TIMEOUT must be a positive number of seconds")
         if self.max_expensive < 1 or self.max_filter_cost < 1:
             raise ConfigError("ECARTO_MAX_EXPENSIVE and ECARTO_MAX_FILTER_COST must be positive")
+        if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
+            raise ConfigError(f"ECARTO_BASE_URL={self.base_url!r} must start with http:// or https://")
+        proxy_networks(self.trusted_proxies)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -67,6 +73,21 @@ class Settings:
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def proxy_networks(text: str) -> tuple[Network, ...]:
+    """The networks of `ECARTO_TRUSTED_PROXIES`: addresses or CIDRs, comma-separated; none by default.
+
+    >>> [str(n) for n in proxy_networks("10.0.0.0/8, 127.0.0.1,::1")]
+    ['10.0.0.0/8', '127.0.0.1/32', '::1/128']
+    """
+    try:
+        return tuple(ipaddress.ip_network(part.strip()) for part in text.split(",") if part.strip())
+    except ValueError as error:
+        raise ConfigError(f"{PREFIX}TRUSTED_PROXIES={text!r}: {error}") from None
 
 
 def _convert(name: str, raw: str, kind: type) -> Any:

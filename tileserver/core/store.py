@@ -12,11 +12,12 @@ import copy
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shapely.geometry.base import BaseGeometry
 
-from tileserver.core.dataset import Dataset, Field, Layer
+from tileserver.core.dataset import Dataset, Field, Layer, size_property
 from tileserver.core.errors import BadRequest, NotFound
 from tileserver.core.grid import BBox, Tile
 
@@ -44,10 +45,15 @@ class CollectionInfo:
     minzoom: int
     maxzoom: int
     generalised: tuple[GeneralisedRange, ...] = ()
+    searchable: tuple[str, ...] = ()  # text fields with a hidden search key column (see `folded_column`)
 
     def field(self, name: str) -> Field | None:
         """The field called `name`, or None."""
         return next((f for f in self.fields if f.name == name), None)
+
+    def size_property(self) -> str | None:
+        """The numeric property ordering equally good search matches, largest first (see `SIZE_PROPERTIES`)."""
+        return size_property(self.fields)
 
     @classmethod
     def from_meta(cls, entry: dict) -> CollectionInfo:
@@ -64,6 +70,7 @@ class CollectionInfo:
             minzoom=entry["minzoom"],
             maxzoom=entry["maxzoom"],
             generalised=tuple(GeneralisedRange(*g) for g in entry["generalised"]),
+            searchable=tuple(entry.get("searchable", ())),  # absent from versions published before it
         )
 
 
@@ -81,6 +88,7 @@ def collection_meta(layer: Layer, extent: Sequence[float]) -> dict:
         "minzoom": layer.minzoom,
         "maxzoom": layer.maxzoom,
         "generalised": [[g.minzoom, g.maxzoom] for g in layer.generalised],
+        "searchable": layer.searchable(),
     }
 
 
@@ -124,6 +132,10 @@ class VersionMeta:
         """
         return self._public_meta
 
+    def query_many(self, queries: Sequence[FeatureQuery]) -> list[FeaturePage]:
+        """Several queries, one after the other (a store where a query costs a round trip batches them)."""
+        return [self.query(q) for q in queries]  # type: ignore[attr-defined]  # every snapshot has `query`
+
 
 WORLD = BBox(-180.0, -90.0, 180.0, 90.0)  # the extent given to an empty collection
 _BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
@@ -164,7 +176,8 @@ class FeatureQuery:
     """A page of features: every filter is already parsed and in lon/lat (CRS84).
 
     `filter` is a pygeofilter AST; `equals` holds simple property equality filters (each value
-    list is an OR); `sortby` pairs a property with True for ascending.
+    list is an OR); `sortby` pairs a property with True for ascending; `q` holds text search terms
+    (search keys, ORed; see `textsearch`), which order the page best match first unless `sortby` is given.
     """
 
     collection: str
@@ -173,8 +186,11 @@ class FeatureQuery:
     filter: Any = None
     properties: tuple[str, ...] | None = None
     sortby: tuple[tuple[str, bool], ...] = ()
+    q: tuple[str, ...] = ()
+    q_rank: int | None = None  # only the rows of this text search rank (see `textsearch`)
     limit: int = 10
     offset: int = 0
+    count: bool = True  # False: the caller needs no `FeaturePage.matched` (None), so none is counted
 
 
 @dataclass
@@ -236,6 +252,10 @@ class Snapshot(Protocol):
         """Features matching a query, in a stable order (sortby, then key)."""
         ...
 
+    def query_many(self, queries: Sequence[FeatureQuery]) -> list[FeaturePage]:
+        """The pages of several small queries (the map's search asks every collection at once)."""
+        ...
+
     def get(self, collection: str, fid: str) -> Feature | None:
         """One feature by its key, or None."""
         ...
@@ -252,6 +272,11 @@ class Store(Protocol):
 
     def publish(self, dataset: Dataset) -> VersionInfo:
         """Write a new version and make it current in one atomic step."""
+        ...
+
+    def check_publish(self) -> Path:
+        """Fail now, naming the store, if a version could not be published to it; else the folder for
+        an ingest's scratch files, beside the store (a wrong URL then costs seconds, not a whole ingest)."""
         ...
 
     def current(self) -> Snapshot | None:

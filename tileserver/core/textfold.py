@@ -9,6 +9,7 @@ and literals), gives the same answer everywhere for the Latin, Greek and Cyrilli
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -67,3 +68,58 @@ def accenti(text: str) -> str:
     "Lycee Francais d'Orleans, Noel"
     """
     return ACCENTI.apply(text)
+
+
+# The folds both stores keep precomputed beside each searchable property (`dataset.stored_column`),
+# by the names of the folds in the order they apply: a folded comparison then reads a column.
+STORED_FOLDS: dict[tuple[str, ...], Callable[[str], str]] = {
+    ("casei",): casei,
+    ("accenti",): accenti,
+    ("casei", "accenti"): lambda text: accenti(casei(text)),
+}
+
+# Letters folded into two: French writers and typists spell them either way ("cœur", "coeur").
+_LIGATURES = {"œ": "oe", "æ": "ae", "ĳ": "ij"}
+# What a search key reads: Basic Latin to Cyrillic, and General Punctuation (dashes, curly quotes...).
+_SEARCH_DOMAIN = (*range(0x20, 0x530), *range(0x2000, 0x2070))
+
+
+def _representative(c: str) -> str:
+    """The character standing for every character that CASEI and ACCENTI fold together with `c`.
+
+    Folding case then accents is not always folding accents then case ('İ'), so apply both until
+    nothing changes: the result is the same for `c`, `casei(c)` and `accenti(c)`.
+    """
+    while (next_c := casei(accenti(casei(c)))) != c:
+        c = next_c
+    return c
+
+
+def _search_table() -> dict[int, str]:
+    """The character map of `search_key`: letters folded, ligatures split, marks dropped, the rest a space."""
+    table = {}
+    for c in map(chr, _SEARCH_DOMAIN):
+        folded = _representative(c)
+        folded = _LIGATURES.get(folded, folded)
+        if unicodedata.combining(c):
+            folded = ""
+        elif not folded.isalnum():
+            folded = " "
+        if folded != c:
+            table[ord(c)] = folded
+    return table
+
+
+_SEARCH = _search_table()
+
+
+def search_key(text: str) -> str:
+    """What text search and the index of folded names compare: no case, accent, punctuation or extra space.
+
+    Any text and its CASEI, ACCENTI or both have the same key, so comparing keys finds at least every
+    row a folded comparison finds (an index on keys can narrow it down; the comparison then decides).
+
+    >>> search_key("  Lycée Saint-ÉTIENNE  l’Œuvre ")
+    'lycee saint etienne l oeuvre'
+    """
+    return " ".join(text.translate(_SEARCH).split())

@@ -5,16 +5,17 @@ from __future__ import annotations
 import importlib
 import logging
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException, RequestURITooLarge
-from werkzeug.middleware.proxy_fix import ProxyFix
 
 from tileserver.core.errors import BadRequest, EcartoError
 from tileserver.core.settings import Settings
 from tileserver.core.store import Store
 from tileserver.core.stores import open_store
+from tileserver.web import params
 from tileserver.web.admission import Admission
 from tileserver.web.cache import TileCache
+from tileserver.web.proxies import TrustedProxies, vary_headers
 from tileserver.web.shortcut import ERROR, TileShortcut
 
 log = logging.getLogger(__name__)
@@ -25,9 +26,11 @@ MAX_BODY_BYTES = 64 * 1024  # no route reads a body; werkzeug refuses a bigger o
 BLUEPRINTS = (
     "tileserver.web.common",
     "tileserver.web.features",
+    "tileserver.web.search",
     "tileserver.web.tiles",
     "tileserver.web.raster",
     "tileserver.web.versions",
+    "tileserver.web.indicators",
     "tileserver.web.styles",
     "tileserver.web.maps",
     "tileserver.web.sheets",
@@ -40,13 +43,13 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.json.sort_keys = False
+    app.url_map.converters["int"] = params.AsciiInteger
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
     app.extensions["ecarto.admission"] = Admission(settings.max_expensive)
-    proxied = ProxyFix(app.wsgi_app, x_for=1, x_proto=1, x_host=1, x_port=1, x_prefix=1)
-    app.wsgi_app = TileShortcut(proxied, store=store, cache=cache, settings=settings,
+    app.wsgi_app = TileShortcut(TrustedProxies(app.wsgi_app, settings), store=store, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:
         app.register_blueprint(importlib.import_module(name).blueprint)
@@ -54,6 +57,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.before_request(_raise_shortcut_error)
     app.before_request(_check_request(12 * settings.max_filter_length + 8192))
     app.after_request(_cors(settings.cors_origins))
+    app.after_request(_vary_on_links(vary_headers(settings)))
     return app
 
 
@@ -131,3 +135,19 @@ def _cors(origins: str):
         return response
 
     return add_headers
+
+
+def _vary_on_links(headers: tuple[str, ...]):
+    """An after-request hook: an answer that wrote our URL into its body varies on what that URL came from.
+
+    `context.base_url` marks the request; without the `Vary`, a shared cache would serve links built
+    for one client's `Host` to every other client.
+    """
+
+    def add_vary(response: Response) -> Response:
+        if g.get("ecarto_links"):
+            for name in headers:
+                response.vary.add(name)
+        return response
+
+    return add_vary

@@ -83,6 +83,8 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/conformance?f=html", "conformance", MediaType.HTML, "Conformance classes as HTML"),
         (f"{base}/collections", "data", MediaType.JSON, "Collections"),
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
+        (f"{base}/indicators", "describedby", MediaType.JSON, "Indicator catalogue: sources, licences, vintages"),
+        (f"{base}/indicators?f=html", "describedby", MediaType.HTML, "Les indicateurs, leurs sources et millésimes"),
         (f"{base}/map", "related", MediaType.HTML, "La carte"),
     ]
     return [link(*entry) for entry in entries]

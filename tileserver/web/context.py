@@ -36,6 +36,10 @@ def snapshot() -> Snapshot:
 
 
 def base_url() -> str:
-    """The public root URL, without a trailing slash (the setting wins over proxy headers)."""
+    """The public root URL, without a trailing slash: the setting, else this request's (see `proxies`).
+
+    Marks the request, so that its answer says it varies on the headers the URL came from.
+    """
+    g.ecarto_links = True
     configured = settings().base_url
     return (configured or request.url_root).rstrip("/")

@@ -6,7 +6,7 @@ HTML or CSV; a page of items streams from the store's cursor to the client.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, islice
@@ -44,11 +44,14 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions",
     "http://www.opengis.net/spec/cql2/1.0/conf/basic-spatial-functions-plus",
     "http://www.opengis.net/spec/cql2/1.0/conf/spatial-functions",
+    # Part 9 (Text Search) is a draft (OGC 24-031): `q` on items
+    "http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/text-search",
+    "http://www.opengis.net/spec/ogcapi-features-9/1.0/conf/features-text-search",
 )
 QUERYABLES_REL = "http://www.opengis.net/def/rel/ogc/1.0/queryables"
 ITEMS_PARAMETERS = (
     "f", "bbox", "bbox-crs", "crs", "limit", "offset", "datetime", "filter", "filter-lang", "filter-crs",
-    "sortby", "properties",
+    "sortby", "properties", "q",
 )  # fmt: skip
 ITEMS_FORMATS = {"json": MediaType.GEOJSON, "html": MediaType.HTML, "csv": MediaType.CSV}
 JSON_OR_HTML = {"json": MediaType.JSON, "html": MediaType.HTML}
@@ -95,8 +98,9 @@ def collection(cid: str) -> Response:
 def queryables(cid: str) -> Response:
     """The properties a filter may use, as a JSON Schema."""
     fmt = _format(("f",), SCHEMA_OR_HTML)
-    info = context.snapshot().collection(cid)
-    body = queryables_document(info)
+    snap = context.snapshot()
+    info = snap.collection(cid)
+    body = queryables_document(info, snap.catalogue())
     if fmt == "html":
         crumbs = [*pages.collection_crumbs(info), ("", "Queryables")]
         return pages.page("queryables.html", body, title=f"{info.title}: queryables", crumbs=crumbs, collection=info.id)
@@ -147,7 +151,7 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
     )
     if box is not None and box.outline is not None:
         condition = filters.intersecting(condition, box.outline)
-    filtercost.check(condition, info, settings.max_filter_cost)
+    filtercost.check(condition, info, settings.max_filter_cost, indexed=info.searchable)
     query = FeatureQuery(
         collection=info.id,
         bbox=box.envelope if box and box.outline is None else None,  # an outline filter is tested already
@@ -155,6 +159,7 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
         filter=condition,
         properties=params.properties(one("properties"), info),
         sortby=params.sortby(one("sortby"), info),
+        q=params.text_search(one("q")),
         limit=params.limit(one("limit"), settings),
         offset=params.offset(one("offset")),
     )
@@ -274,8 +279,13 @@ def collection_document(info: CollectionInfo, fmt: str = "json") -> dict[str, An
     }
 
 
-def queryables_document(info: CollectionInfo) -> dict[str, Any]:
-    """The collection's queryables as a JSON Schema: the geometry, then each property."""
+def queryables_document(info: CollectionInfo, catalogue: Sequence[Mapping] = ()) -> dict[str, Any]:
+    """The collection's queryables as a JSON Schema: the geometry, then each property.
+
+    An indicator's property also says where it comes from (`x-ecarto-producer`, `-source-url`,
+    `-licence`, `-vintage`, ...), as `/indicators` does.
+    """
+    indicators = {entry["id"]: entry for entry in catalogue}
     types = {"string": "string", "integer": "integer", "number": "number", "boolean": "boolean"}
     properties: dict[str, Any] = {
         "geometry": {"title": "Geometry", "format": f"geometry-{info.geometry_type.lower()}"},
@@ -287,6 +297,8 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
             schema["description"] = field.description
         if field.unit:
             schema["x-ogc-unit"] = field.unit
+        if field.name in indicators:
+            schema.update(indicator_annotations(indicators[field.name]))
         properties[field.name] = schema
     return {
         "$schema": "https://json-schema.org/draft/2019-09/schema",
@@ -296,6 +308,17 @@ def queryables_document(info: CollectionInfo) -> dict[str, Any]:
         "properties": properties,
         "additionalProperties": False,
     }
+
+
+def indicator_annotations(entry: Mapping) -> dict[str, Any]:
+    """The catalogue metadata of an indicator, as `x-ecarto-*` keywords of its property schema.
+
+    >>> indicator_annotations({"id": "ftth", "producer": "Arcep", "vintage": "2025-09-30"})
+    {'x-ecarto-indicator': 'ftth', 'x-ecarto-producer': 'Arcep', 'x-ecarto-vintage': '2025-09-30'}
+    """
+    keys = ("theme", "producer", "source_url", "licence", "vintage", "main")
+    found = {f"x-ecarto-{key.replace('_', '-')}": entry[key] for key in keys if entry.get(key) not in (None, "")}
+    return {"x-ecarto-indicator": entry["id"], **found}
 
 
 def _format(allowed: tuple[str, ...], offered: dict[str, str]) -> str:

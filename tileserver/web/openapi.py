@@ -92,8 +92,18 @@ def _common_paths() -> Schema:
         "/versions": _op("Published data versions", "getVersions", [],
                          {"200": _response("Versions with ingest reports", {MediaType.JSON: {"type": "object"}})},
                          "Common"),
+        "/indicators": _op("Indicator catalogue", "getIndicators", [_f("json", "html")],
+                           _json_html("Each indicator's definition, unit, levels, producer, source, licence "
+                                      "and vintage", {"type": "object"}), "Common"),
         "/health": _op("Health", "getHealth", [],
                        {"200": _response("A version is served", {MediaType.JSON: {"type": "object"}})}, "Common"),
+        "/search": _op("Schools and territories by name, best first (the map's search box)", "search", [
+            _query("q", {"type": "string", "minLength": 2, "maxLength": 100},
+                   "What was typed: comma-separated terms, compared without case, accents or punctuation",
+                   required=True),
+            _query("limit", {"type": "integer", "minimum": 1, "maximum": 50, "default": 8}, "Results at most")],
+            {"200": _response("Matches, best first: whole name, start, start of a word, anywhere; territories "
+                              "before schools, larger first", {MediaType.JSON: _ref("searchResults")})}, "Common"),
     }
 
 
@@ -119,6 +129,11 @@ def _feature_parameters(properties: list[str], settings: Settings) -> list[Schem
                "Properties to sort by, prefixed by - for descending"),
         _query("properties", {"type": "array", "items": {"type": "string", "enum": properties} if properties
                               else {"type": "string"}}, "Properties to return"),
+        _query("q", {"type": "array", "items": {"type": "string"}},
+               "Text search (OGC API - Features - Part 9): comma-separated terms, any of which may match; the words "
+               "of a term in that order. Names (and a school's commune) are compared without case, accents or "
+               "punctuation. Without sortby, the best matches come first: whole name, start, start of a word, "
+               "anywhere, then larger features first"),
     ]
 
 
@@ -192,6 +207,10 @@ def _tile_paths(ids: list[str] | None) -> Schema:
                                                [layers, z, x, y, version, *school_filters], mvt, "Tiles"),
         "/tiles/{layers}.json": _op("TileJSON of some layers", "getTileJSON", [layers, *school_filters],
                                     json_ok("TileJSON 3.0"), "Tiles"),
+        "/map/labels/{z}/{x}/{y}.mvt": _op("Territory names: one point per territory, a layer per level",
+                                           "getLabelTile", [z, x, y], mvt, "Maps"),
+        "/map/labels.json": _op("TileJSON of the territory names", "getLabelTileJSON", [], json_ok("TileJSON 3.0"),
+                                "Maps"),
         "/tileMatrixSets": _op("Tile matrix sets", "getTileMatrixSets", [_f("json")], json_ok("Tile matrix sets"),
                                "Tiles"),
         "/tileMatrixSets/{tileMatrixSetId}": _op("A tile matrix set", "getTileMatrixSet", [matrix_set, _f("json")],
@@ -294,7 +313,13 @@ def _schemas() -> Schema:
         "id": {"type": "string"}, "title": {"type": "string"}, "description": {"type": "string"}, "links": links,
         "extent": extent, "itemType": {"type": "string"}, "crs": {"type": "array", "items": {"type": "string"}},
         "storageCrs": {"type": "string"}}}
+    result = {"type": "object", "required": ["collection", "id", "name", "label", "bbox", "href"], "properties": {
+        "collection": {"type": "string"}, "id": {"type": "string"}, "name": {"type": "string"},
+        "label": {"type": "string"}, "href": {"type": "string"},
+        "bbox": {"type": "array", "nullable": True, "minItems": 4, "maxItems": 4, "items": {"type": "number"}}}}
     return {
+        "searchResults": {"type": "object", "required": ["query", "results"], "properties": {
+            "query": {"type": "string"}, "results": {"type": "array", "items": result}}},
         "exception": {"type": "object", "required": ["code"], "properties": {
             "code": {"type": "string"}, "description": {"type": "string"}}},
         "link": link,

@@ -6,7 +6,6 @@ with a message naming the parameter, long before a store sees it.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
@@ -14,8 +13,10 @@ from typing import NamedTuple
 
 from shapely.geometry.base import BaseGeometry
 from werkzeug.datastructures import MIMEAccept, MultiDict
+from werkzeug.routing import IntegerConverter
 
 from tileserver.core import crs as crs_
+from tileserver.core import textsearch
 from tileserver.core.errors import BadRequest, NotAcceptable, NotFound, UnknownParameter
 from tileserver.core.grid import BBox
 from tileserver.core.media import MediaType
@@ -24,7 +25,17 @@ from tileserver.core.store import CollectionInfo
 from tileserver.core.tilesets import TMS_ID
 
 _INTEGER = re.compile(r"^\+?[0-9]{1,9}$")
+# What `float` reads minus what it reads too: `1_0`, full-width or Arabic-Indic digits, inf and nan.
+_DECIMAL = re.compile(r"^[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?$")
+MAX_Q_LENGTH = 200  # characters of `q` on items: ten terms of twenty
+SEARCH_LIMIT, MAX_SEARCH_LIMIT = 8, 50  # results of `/search`
 _NAME = re.compile(r"^[+-]?[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class AsciiInteger(IntegerConverter):
+    """The `<int:...>` of routes in ASCII digits only: werkzeug's own matches any Unicode digit (`１`)."""
+
+    regex = r"[0-9]+"
 
 
 def check_known(args: MultiDict, allowed: Collection[str]) -> None:
@@ -113,11 +124,83 @@ def offset(raw: str | None) -> int:
     return 0 if raw is None else _integer("offset", raw)
 
 
+def text_search(raw: str | None) -> tuple[str, ...]:
+    """The search keys of `q` (OGC API - Features - Part 9: comma-separated terms, any may match); () when absent.
+
+    >>> text_search("Jean  Moulin,Évry"), text_search(None)
+    (('jean moulin', 'evry'), ())
+    """
+    if raw is None:
+        return ()
+    if len(raw) > MAX_Q_LENGTH:
+        raise BadRequest(f"q is {len(raw)} characters long; at most {MAX_Q_LENGTH}")
+    return textsearch.terms(raw)
+
+
+def search_limit(raw: str | None) -> int:
+    """How many results `/search` gives: `SEARCH_LIMIT` when absent, 1 to `MAX_SEARCH_LIMIT`.
+
+    >>> search_limit(None), search_limit("20")
+    (8, 20)
+    """
+    if raw is None:
+        return SEARCH_LIMIT
+    value = _integer("limit", raw)
+    if not 1 <= value <= MAX_SEARCH_LIMIT:
+        raise BadRequest(f"limit={value} is out of range: 1 to {MAX_SEARCH_LIMIT}")
+    return value
+
+
 def _integer(name: str, raw: str) -> int:
-    """A non-negative integer, or a 400 naming the parameter."""
-    if not _INTEGER.match(raw.strip()):
+    """A non-negative integer in ASCII digits, or a 400 naming the parameter."""
+    if not _INTEGER.match(raw.strip(" ")):
         raise BadRequest(f"{name}={raw[:50]!r} is not a non-negative integer")
     return int(raw)
+
+
+def number(name: str, raw: str) -> float:
+    """One finite number written in ASCII decimal (sign, point and exponent allowed), or a 400.
+
+    Python's `float` alone would read `1_0` as 10, a full-width `１` as 1, and `inf` or `nan`.
+
+    >>> number("lon", "-1.5"), number("x", " 2e3 "), number("x", ".5")
+    (-1.5, 2000.0, 0.5)
+    >>> number("lon", "1_0")
+    Traceback (most recent call last):
+    tileserver.core.errors.BadRequest: lon='1_0' is not a number (ASCII decimal digits only)
+    """
+    if not _DECIMAL.match(raw.strip(" ")):
+        raise BadRequest(f"{name}={raw[:50]!r} is not a number (ASCII decimal digits only)")
+    return float(raw)
+
+
+def coordinate(name: str, raw: str | None, limit: float) -> float:
+    """A required longitude or latitude within +-limit, or a 400.
+
+    >>> coordinate("lat", "48.1", 90.0)
+    48.1
+    """
+    if raw is None:
+        raise BadRequest(f"parameter {name!r} is required")
+    value = number(name, raw)
+    if not -limit <= value <= limit:
+        raise BadRequest(f"{name}={raw[:50]!r} is outside [-{limit:g}, {limit:g}]")
+    return value
+
+
+def rescale(raw: str) -> tuple[float, float]:
+    """A raster's `rescale=min,max`: two numbers with min < max, or a 400.
+
+    >>> rescale("0, 12.5")
+    (0.0, 12.5)
+    """
+    parts = raw.split(",")
+    if len(parts) != 2:
+        raise BadRequest(f"rescale={raw[:50]!r} must be two numbers: min,max")
+    low, high = (number("rescale", part) for part in parts)
+    if not low < high:
+        raise BadRequest(f"rescale={raw[:50]!r} needs min < max")
+    return low, high
 
 
 class Box(NamedTuple):
@@ -158,13 +241,7 @@ def bbox(raw: str | None, bbox_crs: crs_.Crs) -> Box | None:
 
 def _numbers(name: str, raw: str) -> list[float]:
     """Comma-separated finite numbers."""
-    try:
-        numbers = [float(part) for part in raw.split(",")]
-    except ValueError:
-        raise BadRequest(f"{name}={raw[:100]!r} is not a list of comma-separated numbers") from None
-    if not all(math.isfinite(n) for n in numbers):
-        raise BadRequest(f"{name}={raw[:100]!r} holds a number that is not finite")
-    return numbers
+    return [number(name, part) for part in raw.split(",")]
 
 
 def crs(raw: str | None) -> crs_.Crs:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from tileserver.core import colormap, image
 from tileserver.core.cog import RasterFile, read_point, read_tile
-from tileserver.core.errors import BadRequest, NotFound
+from tileserver.core.errors import NotFound
 from tileserver.core.grid import Tile, is_valid
 from tileserver.core.links import link
 from tileserver.core.media import MediaType
@@ -128,8 +128,8 @@ def point(raster_id: str):
     """The raster's value at a lon/lat point (null outside the raster or where it has no data)."""
     params.check_known(request.args, ("lon", "lat"))
     meta = _meta(raster_id)
-    lon = _coordinate("lon", params.one(request.args, "lon"), 180.0)
-    lat = _coordinate("lat", params.one(request.args, "lat"), 90.0)
+    lon = params.coordinate("lon", params.one(request.args, "lon"), 180.0)
+    lat = params.coordinate("lat", params.one(request.args, "lat"), 90.0)
     value = read_point(RasterFile.from_meta(meta), lon, lat)
     return jsonify({"id": raster_id, "lon": lon, "lat": lat, "value": value, "unit": meta.get("unit", "")})
 
@@ -184,21 +184,10 @@ def _style(meta: dict) -> Style:
     name = params.one(request.args, "colormap") or meta.get("colormap", "viridis")
     colormap.lookup_table(name)
     raw = params.one(request.args, "rescale")
-    rescale = colormap.parse_rescale(raw) if raw is not None else tuple(meta["rescale"])
+    rescale = params.rescale(raw) if raw is not None else tuple(meta["rescale"])
     return Style(name, rescale)
 
 
-def _coordinate(name: str, raw: str | None, limit: float) -> float:
-    """A longitude or latitude from the query string, within +-limit, or a 400."""
-    if raw is None:
-        raise BadRequest(f"parameter {name!r} is required")
-    try:
-        value = float(raw)
-    except ValueError:
-        raise BadRequest(f"{name}={raw[:50]!r} is not a number") from None
-    if not -limit <= value <= limit:
-        raise BadRequest(f"{name}={raw[:50]!r} is outside [-{limit:g}, {limit:g}]")
-    return value
 
 
 def _summary(raster_id: str, meta: dict) -> dict:

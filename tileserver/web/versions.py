@@ -6,6 +6,7 @@ from dataclasses import asdict
 
 from flask import Blueprint, jsonify
 
+from tileserver.core.provenance import public_report
 from tileserver.web import context
 
 blueprint = Blueprint("versions", __name__)
@@ -13,12 +14,12 @@ blueprint = Blueprint("versions", __name__)
 
 @blueprint.get("/versions")
 def versions():
-    """Every published version, newest first, with its report."""
+    """Every published version, newest first, with its report (source URLs and file names, no paths)."""
     current = context.store().current()
     return jsonify(
         {
             "current": current.version.id if current else None,
-            "versions": [asdict(v) for v in context.store().versions()],
+            "versions": [{**asdict(v), "report": public_report(v.report)} for v in context.store().versions()],
         }
     )
 

@@ -1,31 +1,65 @@
-// The eCarto map page: styles from /styles, tiles from /tiles, search from the features API.
-// Everything the map shows is in the URL hash (style, indicator, level, filters, rasters, sheet,
-// and `map=zoom/lat/lon` kept by MapLibre), so a view can be shared by copying the address.
+// The eCarto map page: styles from /styles, tiles from /tiles, search from /search, indicator
+// sources from /indicators, downloads from the features API. Everything the map shows is in the
+// URL hash (style, indicator, level, filters, rasters, sheet, and `map=zoom/lat/lon` kept by
+// MapLibre), so a view can be shared by copying the address.
+//
+// Events, dispatched on `document` (the browser tests wait on them, never on fixed delays):
+//   ecarto:ready           the first style is applied and every tile of the view is drawn
+//   ecarto:view            a change made with a control is drawn; detail: {reason} among
+//                          "style", "filter", "raster"
+//   ecarto:search-results  a search answered; detail: {count, query} (and {error} if it failed)
+//   ecarto:sheet-open      a sheet is shown in the panel; detail: {collection, id}
 import * as maplibregl from './vendor/maplibre-gl/maplibre-gl.mjs';
+import { drawLegend, loadIndicators, withUnit } from './map-legend.js';
+import { bindPanel, isPhone } from './map-panel.js';
+import { bindSearch } from './map-search.js';
 
 const body = document.body;
 const ROOT = body.dataset.base;
 const SCHOOLS = 'etablissements';
 const LIST_KEYS = ['type', 'statut'];
+const COUNTED_TYPES = ['ecole', 'college', 'lycee']; // "autre" in the type filter is every other type
+// The school property holding the code of each territory level (to download a territory's schools).
+const CODE_FIELDS = {
+  communes: 'code_commune', epci: 'code_epci', departements: 'code_departement', academies: 'code_academie',
+  regions: 'code_region',
+};
+// MapLibre's own words, in French (its canvas title is what a screen reader announces).
+const LOCALE = {
+  'Map.Title': 'Carte : flèches pour se déplacer, + et − pour zoomer',
+  'NavigationControl.ZoomIn': 'Zoomer',
+  'NavigationControl.ZoomOut': 'Dézoomer',
+  'NavigationControl.ResetBearing': 'Faire glisser pour tourner la carte, cliquer pour revenir au nord',
+  'AttributionControl.ToggleAttribution': 'Afficher ou masquer les sources',
+  'AttributionControl.MapFeedback': 'Signaler une erreur de la carte',
+};
 const $ = (selector) => document.querySelector(selector);
+const emit = (name, detail = {}) => document.dispatchEvent(new CustomEvent(`ecarto:${name}`, { detail }));
 
 const state = readState();
 let current = null; // the style JSON shown, with its metadata (levels, indicators, legend)
 let rasters = []; // raster layers offered by /raster
+let ready = false; // ecarto:ready sent
+const indicators = loadIndicators(body.dataset.indicators); // catalogue entries by id, for the legend's sources
+const basemap = loadBasemap(body.dataset.basemap); // the base map's style JSON, or null
+const panel = body.classList.contains('embed') ? null : bindPanel($('#panel'), $('#panel-handle'));
 
 const map = new maplibregl.Map({
   container: 'map',
   style: { version: 8, sources: {}, layers: [] },
   center: [2.5, 46.6],
-  zoom: 5,
+  zoom: isPhone() ? 4.2 : 5, // metropolitan France across the screen
   hash: 'map',
   maxZoom: 18,
   transformRequest: filterSchoolTiles,
-  attributionControl: { customAttribution: 'Données : ministère de l’Éducation nationale, IGN, INSEE (Licence Ouverte)' },
+  locale: LOCALE,
+  attributionControl: { compact: isPhone(), customAttribution: 'Données : ministère de l’Éducation nationale, IGN, INSEE (Licence Ouverte)' },
 });
 map.addControl(new maplibregl.NavigationControl({ showCompass: false }));
 map.addControl(new maplibregl.ScaleControl());
 window.ecartoMap = map; // for the browser tests and for people poking around in the console
+// A phone's attribution starts folded to its button (MapLibre opens it at first).
+map.once('load', () => document.querySelector('.maplibregl-compact-show')?.classList.remove('maplibregl-compact-show'));
 
 function readState() {
   const params = new URLSearchParams(location.hash.slice(1));
@@ -72,17 +106,69 @@ function styleUrl() {
   return `${ROOT}/styles/${state.style}${suffix}`;
 }
 
-async function showStyle() {
+async function showStyle(reason = 'style') {
   const response = await fetch(styleUrl());
   if (!response.ok) {
     status(`Style indisponible (${response.status})`);
     return;
   }
   current = await response.json();
-  map.setStyle(current, { diff: true, transformStyle: (previous, next) => withRasters(next) });
+  const base = await basemap;
+  map.setStyle(current, { diff: true, transformStyle: (previous, next) => withBasemap(withRasters(next), base) });
   writeState();
   drawControls();
-  drawLegend();
+  const folded = $('#legend-body')?.hidden ?? isPhone(); // as the reader left it
+  drawLegend($('#legend'), current.metadata, await indicators, folded);
+  updateDownloads();
+  await drawn();
+  if (ready) emit('view', { reason });
+  else {
+    ready = true;
+    emit('ready');
+  }
+}
+
+// Resolves once the map has drawn every tile of the view (MapLibre's `idle`).
+function drawn() {
+  return new Promise((resolve) => {
+    map.once('idle', resolve);
+    map.triggerRepaint();
+  });
+}
+
+// ECARTO_BASEMAP_URL as a MapLibre style: its sources and layers go under ours (our land and
+// background give way to it), our names take its fonts, and our choropleth lets it show through.
+async function loadBasemap(url) {
+  if (!url) return null;
+  try {
+    const response = await fetch(url);
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    return await response.json();
+  } catch (error) {
+    status('Fond de carte indisponible : la carte s’affiche sans lui.');
+    return null;
+  }
+}
+
+function withBasemap(style, base) {
+  if (!base) return style;
+  const fonts = base.layers.map((layer) => layer.layout?.['text-font']).find(Array.isArray);
+  const ours = style.layers.filter((layer) => !['background', 'land'].includes(layer.id)).map((layer) => {
+    if (layer.type === 'fill' && layer.metadata?.['ecarto:role'] === 'fill') {
+      return { ...layer, paint: { ...layer.paint, 'fill-opacity': 0.55 } };
+    }
+    if (layer.type === 'symbol' && fonts) return { ...layer, layout: { ...layer.layout, 'text-font': fonts } };
+    return layer;
+  });
+  const layers = [...base.layers.map((layer) => ({ ...layer, id: `basemap-${layer.id}` })), ...ours];
+  const sources = { ...Object.fromEntries(Object.entries(base.sources).map(([id, s]) => [`basemap-${id}`, s])), ...style.sources };
+  layers.filter((layer) => layer.id.startsWith('basemap-') && layer.source).forEach((layer) => {
+    layer.source = `basemap-${layer.source}`;
+  });
+  const merged = { ...style, sources, layers };
+  if (base.glyphs) merged.glyphs = base.glyphs;
+  if (base.sprite) merged.sprite = base.sprite;
+  return merged;
 }
 
 // Raster layers go above the territories and below the schools, and survive a change of style.
@@ -106,51 +192,16 @@ function drawControls() {
   const meta = current.metadata;
   $('#style').value = state.style;
   $('#level').value = state.level;
-  const indicators = meta['ecarto:indicators'];
-  $('#indicator-field').hidden = indicators.length === 0;
-  $('#indicator').replaceChildren(...indicators.map((entry) => new Option(
-    entry.unit ? `${entry.label} (${entry.unit})` : entry.label, entry.id, false, entry.id === meta['ecarto:indicator'],
+  const entries = meta['ecarto:indicators'];
+  $('#indicator-field').hidden = entries.length === 0;
+  $('#indicator').replaceChildren(...entries.map((entry) => new Option(
+    withUnit(entry.label, entry.unit), entry.id, false, entry.id === meta['ecarto:indicator'],
   )));
   LIST_KEYS.forEach((key) => document.querySelectorAll(`#${key} input`).forEach((box) => {
     box.checked = state[key].length === 0 || state[key].includes(box.value);
   }));
 }
 
-function drawLegend() {
-  const legend = current.metadata['ecarto:legend'];
-  const blocks = [];
-  const same = legend.territories && JSON.stringify(legend.territories) === JSON.stringify(legend.schools);
-  if (same) blocks.push(legendBlock(legend.schools, 'Territoires, groupes et établissements'));
-  else {
-    if (legend.territories) blocks.push(legendBlock(legend.territories, 'Territoires et groupes'));
-    if (legend.schools) blocks.push(legendBlock(legend.schools, 'Établissements'));
-  }
-  const size = document.createElement('p');
-  size.className = 'note';
-  size.textContent = 'Taille des cercles : nombre d’établissements regroupés';
-  $('#legend').replaceChildren(...blocks, size);
-}
-
-function legendBlock(entry, caption) {
-  const block = document.createElement('div');
-  const title = document.createElement('h3');
-  title.textContent = entry.unit ? `${entry.title} (${entry.unit})` : entry.title;
-  const note = document.createElement('p');
-  note.className = 'note';
-  note.textContent = caption;
-  const list = document.createElement('ul');
-  const rows = entry.no_data ? [...entry.classes, entry.no_data] : entry.classes;
-  list.append(...rows.map(({ colour, label }) => {
-    const item = document.createElement('li');
-    const swatch = document.createElement('span');
-    swatch.className = 'swatch';
-    swatch.style.background = colour;
-    item.append(swatch, label);
-    return item;
-  }));
-  block.append(title, note, list);
-  return block;
-}
 
 async function loadRasters() {
   const url = body.dataset.rasters;
@@ -185,12 +236,13 @@ function rasterControl(raster) {
   const slider = Object.assign(document.createElement('input'), {
     type: 'range', min: 0, max: 1, step: 0.05, value: state.raster[raster.id] ?? 0.7, title: 'Opacité',
   });
+  slider.setAttribute('aria-label', `Opacité : ${raster.label}`);
   const name = document.createElement('label');
   name.append(box, ` ${raster.label}`);
   box.addEventListener('change', () => {
     if (box.checked) state.raster[raster.id] = Number(slider.value);
     else delete state.raster[raster.id];
-    showStyle();
+    showStyle('raster');
   });
   slider.addEventListener('input', () => {
     if (!(raster.id in state.raster)) return;
@@ -235,88 +287,85 @@ async function openSheet(collection, id) {
     status(`Fiche introuvable : ${collection} ${id}`);
     return;
   }
-  $('#sheet-body').innerHTML = await response.text();
+  const sheet = $('#sheet-body');
+  sheet.innerHTML = await response.text();
+  if (collection in CODE_FIELDS) sheet.append(territoryDownloads(collection, id));
   $('#sheet').hidden = false;
   state.fiche = `${collection}/${id}`;
   writeState();
+  const heading = sheet.querySelector('h2');
+  if (heading) {
+    heading.tabIndex = -1;
+    heading.focus({ preventScroll: true });
+  }
+  emit('sheet-open', { collection, id });
 }
 
 function closeSheet() {
   $('#sheet').hidden = true;
   state.fiche = '';
   writeState();
+  $('#q')?.focus();
 }
 
-// Search: a UAI goes straight to its school; any other text matches school, commune and town names.
-async function search(text) {
-  const query = text.trim();
-  if (query.length < 2) return [];
-  if (/^\d{7}[a-z]$/i.test(query)) {
-    const response = await fetch(`${ROOT}/collections/${SCHOOLS}/items/${query.toUpperCase()}?f=json`);
-    return response.ok ? [await response.json()].map((f) => ({ collection: SCHOOLS, feature: f })) : [];
+// A search result: the map goes to it (a point gets a street-level zoom) and its sheet opens.
+function goTo(result) {
+  const [west, south, east, north] = result.bbox;
+  // The sheet covers the right of the map (the lower half on a phone): the place is framed beside it.
+  const padding = isPhone() ? { top: 40, left: 30, right: 30, bottom: window.innerHeight * 0.6 }
+    : { top: 40, bottom: 40, left: 40, right: 420 };
+  if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15, padding });
+  else map.fitBounds([[west, south], [east, north]], { padding, maxZoom: 13 });
+  panel?.collapse();
+  openSheet(result.collection, result.id);
+}
+
+// The schools of the view with the filters shown, as the features API serves them.
+function schoolsUrl(format, extra = {}) {
+  const params = new URLSearchParams({ ...extra, limit: body.dataset.maxLimit || 10000, f: format });
+  const filter = schoolFilter();
+  if (filter) {
+    params.set('filter-lang', 'cql2-text');
+    params.set('filter', filter);
   }
-  const [schools, communes] = await Promise.all([
-    findRanked(SCHOOLS, ['nom', 'nom_commune'], query, 8),
-    findRanked('communes', ['nom'], query, 5),
-  ]);
-  return [...communes.map((f) => ({ collection: 'communes', feature: f })),
-    ...schools.map((f) => ({ collection: SCHOOLS, feature: f }))];
+  return `${ROOT}/collections/${SCHOOLS}/items?${params}`;
 }
 
-// The server lists matches by code: ask for names as typed, then names starting so, then any other
-// ("rennes": Rennes and its schools, then Rennes-le-Château..., then Varennes...), in that order.
-async function findRanked(collection, properties, query, limit) {
-  const text = likeText(query);
-  const tiers = await Promise.all([text, `${text}%`, `%${text}%`]
-    .map((pattern) => findByName(collection, properties, pattern, limit)));
-  return [...new Map(tiers.flat().map((f) => [f.id, f])).values()].slice(0, limit);
+// The type and statut filters in CQL2: "autre" is every type that is not école, collège or lycée.
+function schoolFilter() {
+  const clauses = [];
+  if (state.type.length) {
+    const named = state.type.filter((type) => COUNTED_TYPES.includes(type));
+    const list = (types) => types.map((type) => `'${type}'`).join(',');
+    const parts = named.length ? [`type IN (${list(named)})`] : [];
+    if (state.type.includes('autre')) parts.push(`type NOT IN (${list(COUNTED_TYPES)})`);
+    clauses.push(parts.length > 1 ? `(${parts.join(' OR ')})` : parts[0]);
+  }
+  if (state.statut.length) clauses.push(`statut IN (${state.statut.map((s) => `'${s}'`).join(',')})`);
+  return clauses.join(' AND ');
 }
 
-// Typed text as a LIKE pattern's literal part: % and _ are text here.
-function likeText(query) {
-  return query.replace(/[\\%_]/g, '\\$&');
+function viewBbox() {
+  const bounds = map.getBounds();
+  const clamp = (value, limit) => Math.max(-limit, Math.min(limit, value)).toFixed(5);
+  return [clamp(bounds.getWest(), 180), clamp(bounds.getSouth(), 85), clamp(bounds.getEast(), 180),
+    clamp(bounds.getNorth(), 85)].join(',');
 }
 
-// Names match whatever their case and accents (CQL2 CASEI and ACCENTI, folded by the server).
-async function findByName(collection, properties, pattern, limit) {
-  const literal = pattern.replace(/'/g, "''");
-  const filter = properties.map((name) => `ACCENTI(CASEI(${name})) LIKE ACCENTI(CASEI('${literal}'))`).join(' OR ');
-  const params = new URLSearchParams({ f: 'json', limit, 'filter-lang': 'cql2-text', filter });
-  const response = await fetch(`${ROOT}/collections/${collection}/items?${params}`);
-  return response.ok ? (await response.json()).features : [];
+function updateDownloads() {
+  if (body.classList.contains('embed')) return;
+  const bbox = viewBbox();
+  $('#download-csv').href = schoolsUrl('csv', { bbox });
+  $('#download-geojson').href = schoolsUrl('json', { bbox });
 }
 
-function showResults(results) {
-  const items = results.map(({ collection, feature }) => {
-    const item = document.createElement('li');
-    const button = Object.assign(document.createElement('button'), { type: 'button' });
-    const p = feature.properties;
-    button.textContent = collection === SCHOOLS ? `${p.nom} — ${p.nom_commune || ''} (${p.uai})` : `${p.nom} (commune ${p.code})`;
-    button.addEventListener('click', () => goTo(collection, feature));
-    item.append(button);
-    return item;
-  });
-  if (!items.length) items.push(Object.assign(document.createElement('li'), { textContent: 'Aucun résultat' }));
-  $('#results').replaceChildren(...items);
-}
-
-function goTo(collection, feature) {
-  const [west, south, east, north] = feature.bbox || bounds(feature.geometry);
-  if (west === east && south === north) map.flyTo({ center: [west, south], zoom: 15 });
-  else map.fitBounds([[west, south], [east, north]], { padding: 40, maxZoom: 13 });
-  openSheet(collection, collection === SCHOOLS ? feature.properties.uai : feature.properties.code);
-}
-
-function bounds(geometry) {
-  const box = [Infinity, Infinity, -Infinity, -Infinity];
-  const visit = (coords) => {
-    if (typeof coords[0] === 'number') {
-      box[0] = Math.min(box[0], coords[0]); box[1] = Math.min(box[1], coords[1]);
-      box[2] = Math.max(box[2], coords[0]); box[3] = Math.max(box[3], coords[1]);
-    } else coords.forEach(visit);
-  };
-  visit(geometry.coordinates);
-  return box;
+// In a territory's sheet: its schools (with the filters shown), whatever the view.
+function territoryDownloads(collection, id) {
+  const block = Object.assign(document.createElement('p'), { className: 'sheet-downloads' });
+  const code = { [CODE_FIELDS[collection]]: id };
+  const anchor = (format, text) => Object.assign(document.createElement('a'), { href: schoolsUrl(format, code), textContent: text, download: '' });
+  block.append('Télécharger ses établissements : ', anchor('csv', 'CSV'), ' · ', anchor('json', 'GeoJSON'));
+  return block;
 }
 
 function status(message) {
@@ -343,7 +392,7 @@ function bindControls() {
     if (level && map.getZoom() < level.minzoom) map.easeTo({ zoom: level.minzoom });
     showStyle();
   });
-  LIST_KEYS.forEach((key) => $(`#${key}`).addEventListener('change', (event) => {
+  LIST_KEYS.forEach((key) => $(`#${key}`).addEventListener('change', async (event) => {
     const boxes = [...document.querySelectorAll(`#${key} input`)];
     const checked = boxes.filter((box) => box.checked).map((box) => box.value);
     if (!checked.length) { // an empty filter would mean "all": keep at least one box ticked
@@ -352,22 +401,22 @@ function bindControls() {
     }
     state[key] = checked.length === boxes.length ? [] : checked;
     writeState();
+    updateDownloads();
     map.refreshTiles(SCHOOLS);
+    await drawn();
+    emit('view', { reason: 'filter' });
   }));
-  let pending;
-  $('#q').addEventListener('input', (event) => {
-    clearTimeout(pending);
-    pending = setTimeout(async () => showResults(await search(event.target.value)), 250);
-  });
-  $('#search').addEventListener('submit', async (event) => {
-    event.preventDefault();
-    const results = await search($('#q').value);
-    if (results.length === 1) goTo(results[0].collection, results[0].feature);
-    else showResults(results);
+  map.on('moveend', updateDownloads);
+  if (body.dataset.search) bindSearch({
+    url: body.dataset.search, form: $('#search'), input: $('#q'), list: $('#results'), status: $('#search-status'),
+    spinner: $('#search .spinner'), onPick: goTo, emit,
   });
 }
 
 $('#sheet-close').addEventListener('click', closeSheet);
+$('#sheet').addEventListener('keydown', (event) => {
+  if (event.key === 'Escape') closeSheet();
+});
 // A code in a sheet opens that territory's sheet in the panel (the "Fiche" link still opens the page).
 $('#sheet-body').addEventListener('click', (event) => {
   const link = event.target.closest('a[href*="/fiche/"]:not([target])');

@@ -92,6 +92,11 @@ def rtree_name(table: str, column: str) -> str:
     return f"rtree_{table}_{column}"
 
 
+def search_table(table: str) -> str:
+    """Our name for the trigram table over a feature table's folded text columns."""
+    return f"{table}_search"
+
+
 def create_core(conn: sqlite3.Connection) -> None:
     """Mark the file as a GeoPackage 1.3 and create the core tables with the required SRS rows."""
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")

@@ -11,8 +11,16 @@ Feature tables, one per `Layer`, named by `Layer.id` (`etablissements`, `commune
     <field> TEXT | INTEGER | REAL | BOOLEAN   one per Layer.fields, in order (booleans as 0/1)
     <key>  TEXT                  only when the key (`uai`, `code`) is not among the fields
     x3857, y3857 REAL            Point layers only: the position in EPSG:3857 metres
-    index  "<layer>_key" UNIQUE on the key column
+    <name>_folded TEXT           per searchable field (`Layer.searchable`, e.g. `nom`): its
+                                 `textfold.search_key`; and `<name>_casei`, `<name>_accenti`,
+                                 `<name>_casei_accenti` (`textfold.STORED_FOLDS`); not properties
+    index  "<layer>_key" UNIQUE on the key column; "<layer>_<name>_folded" on each folded column;
+           "<layer>_search_order" on (size DESC, first folded column, key), size being
+           `dataset.size_property` when there is one (analysed: `sqlite_stat1`)
     rtree_<layer>_geom           R-tree (id = fid, minx, maxx, miny, maxy) in lon/lat
+    <layer>_search               FTS5 table (trigram tokenizer, case-sensitive; rowid = fid) holding
+                                 the folded columns again: `MATCH '<name>_folded : "text"'` finds the
+                                 rows whose folded text contains `text` (3+ characters), from the index
 
 Mercator is separable and monotonic, so a tile's `tile_bbox` selects exactly the points of the tile
 from `rtree_<layer>_geom`; their `x3857, y3857` need no reprojection.
@@ -61,12 +69,12 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon
 
-from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer
+from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer, folded_column, size_property
 from tileserver.core.errors import IngestError
 from tileserver.core.mercator import to_mercator
 from tileserver.core.store import VersionInfo, collection_meta
 from tileserver.core.stores.geopackage import container, geometry
-from tileserver.core.stores.geopackage.container import quote
+from tileserver.core.stores.geopackage.container import quote, search_table
 
 SQL_TYPES: dict[FieldType, str] = {"string": "TEXT", "integer": "INTEGER", "number": "REAL", "boolean": "BOOLEAN"}
 _CONVERT = {"string": str, "integer": int, "number": float, "boolean": lambda v: int(bool(v))}
@@ -137,6 +145,7 @@ def write_layer(conn: sqlite3.Connection, layer: Layer, stamp: str) -> dict:
     )
     conn.executemany(f"INSERT INTO {table} (fid, geom, {names}) VALUES ({marks})", rows)
     conn.execute(f"CREATE UNIQUE INDEX {quote(layer.id + '_key')} ON {table} ({quote(layer.key)})")
+    write_search(conn, layer)
     bounds = shapely.bounds(geoms)
     container.create_rtree(conn, layer.id, _rtree_rows(bounds))
     meta = collection_meta(layer, shapely.total_bounds(geoms))
@@ -166,6 +175,7 @@ def _columns(layer: Layer, geoms: np.ndarray) -> list[tuple[str, str, list]]:
     columns = [(f.name, SQL_TYPES[f.type], _sql_values(layer, f.name, f.type)) for f in layer.fields]
     if layer.key not in {f.name for f in layer.fields}:
         columns.append((layer.key, "TEXT", list(layer.ids)))
+    columns += [(name, "TEXT", values) for name, values in layer.hidden_texts().items()]
     if layer.geometry_type == "Point":
         xy = [to_mercator(x, y) if x == x else (None, None) for x, y in zip(
             shapely.get_x(geoms).tolist(), shapely.get_y(geoms).tolist(), strict=True
@@ -185,6 +195,28 @@ def _sql_values(layer: Layer, name: str, kind: FieldType) -> list:
         raise IngestError(f"layer {layer.id}: field {name} has no value per feature")
     convert = _CONVERT[kind]
     return [None if v is None or v != v else convert(v) for v in values]
+
+
+def write_search(conn: sqlite3.Connection, layer: Layer) -> None:
+    """Index the folded columns: a B-tree each (equality, prefix), one in search order, a trigram table (infix).
+
+    The search order index (size, first folded name, key) is analysed, so that SQLite walks it
+    largest first for a prefix thousands of names share ('saint') rather than sorting them all.
+    """
+    names = [folded_column(name) for name in layer.searchable()]
+    if not names:
+        return
+    table = quote(layer.id)
+    for name in names:
+        conn.execute(f"CREATE INDEX {quote(f'{layer.id}_{name}')} ON {table} ({quote(name)})")
+    size = size_property(layer.fields)
+    order = quote(f"{layer.id}_search_order")
+    ordered = [*([f"{quote(size)} DESC"] if size else []), quote(names[0]), quote(layer.key)]
+    conn.execute(f"CREATE INDEX {order} ON {table} ({', '.join(ordered)})")
+    conn.execute(f"ANALYZE {order}")
+    search, columns = quote(search_table(layer.id)), ", ".join(map(quote, names))
+    conn.execute(f"CREATE VIRTUAL TABLE {search} USING fts5({columns}, tokenize='trigram case_sensitive 1')")
+    conn.execute(f"INSERT INTO {search} (rowid, {columns}) SELECT fid, {columns} FROM {table}")
 
 
 def _rtree_rows(bounds: np.ndarray) -> zip:

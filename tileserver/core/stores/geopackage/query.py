@@ -14,13 +14,13 @@ from typing import Any
 
 import shapely
 
-from tileserver.core import cql
+from tileserver.core import cql, textsearch
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
 from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, typed
 from tileserver.core.stores.geopackage import geometry
-from tileserver.core.stores.geopackage.container import quote, rtree_name
+from tileserver.core.stores.geopackage.container import quote, rtree_name, search_table
 
 BATCH = 500  # rows whose geometries are parsed in one call; the page still streams
 
@@ -51,15 +51,23 @@ def plan(info: CollectionInfo, q: FeatureQuery) -> Plan:
     properties = _properties(info, known, q.properties)
     where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
     table = quote(info.id)
-    order = ", ".join(
-        [*(f"{_column(known, n)} {'ASC' if up else 'DESC'} NULLS LAST" for n, up in q.sortby), quote(info.key)]
-    )
+    order, order_params = _order(info, known, q)
     page = Statement(
         f"SELECT {_selected(info, properties)} FROM {table}{where} ORDER BY {order} LIMIT ? OFFSET ?",
-        (*params, q.limit, q.offset),
+        (*params, *order_params, q.limit, q.offset),
     )
     count = Statement(f"SELECT COUNT(*) FROM {table}{where}", tuple(params)) if clauses else None
     return Plan(page, count, properties)
+
+
+def _order(info: CollectionInfo, known: dict[str, Field], q: FeatureQuery) -> tuple[str, list]:
+    """ORDER BY the requested properties, else by text search rank, size and name; then the key; and its parameters."""
+    terms = [f"{_column(known, n)} {'ASC' if up else 'DESC'} NULLS LAST" for n, up in q.sortby]
+    params: list[Any] = []
+    if q.q and not q.sortby:
+        best, params = cql.render_sqlite(textsearch.order(info, q, _dialect(info)))
+        terms.append(best)
+    return ", ".join([*terms, quote(info.key)]), params
 
 
 def lookup(info: CollectionInfo, fid: str) -> Plan:
@@ -136,12 +144,21 @@ def _where(info: CollectionInfo, known: dict[str, Field], q: FeatureQuery) -> tu
         sql, filter_params = cql_filter(info, q.filter)
         clauses.append(sql)
         params.extend(filter_params)
+    if q.q:
+        sql, search_params = cql.render_sqlite(textsearch.condition(info, q.q, _dialect(info), q.q_rank))
+        clauses.append(sql)
+        params.extend(search_params)
     return clauses, params
 
 
 def cql_filter(info: CollectionInfo, ast: Any) -> tuple[str, list]:
     """SQL and parameters of a CQL2 filter (a pygeofilter AST) on the collection's columns."""
-    return cql.to_sqlite(info, ast, rtree=rtree_name(info.id, "geom"))
+    return cql.to_sqlite(info, ast, rtree=rtree_name(info.id, "geom"), search=search_table(info.id))
+
+
+def _dialect(info: CollectionInfo) -> cql.SQLite:
+    """The SQLite dialect of a collection's table, with its indexes."""
+    return cql.SQLite(rtree_name(info.id, "geom"), search_table(info.id))
 
 
 def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:

@@ -58,7 +58,7 @@ class GeoPackageSnapshot(VersionMeta):
             VersionMeta.__init__(self, meta)
         except (sqlite3.Error, KeyError, TypeError, ValueError) as e:
             conn.close()
-            raise Unavailable(f"{path} is not an eCarto GeoPackage: {e!r}") from e
+            raise Unavailable(f"not an eCarto GeoPackage: {e}") from e
         link = layout.version_file(path, self.version.id)
         self._file = link if os.path.exists(link) else path
         self._local = threading.local()
@@ -94,7 +94,12 @@ class GeoPackageSnapshot(VersionMeta):
         plan = query.plan(info, q)
         conn = self.connection()
         with conn.bounded():
-            matched = info.count if plan.count is None else conn.execute(*_args(plan.count)).fetchone()[0]
+            if not q.count:
+                matched = None
+            elif plan.count is None:
+                matched = info.count
+            else:
+                matched = conn.execute(*_args(plan.count)).fetchone()[0]
             cursor = conn.execute(*_args(plan.page))
         rows = paced(conn, cursor, query.BATCH)
         return FeaturePage(features=query.read_features(rows, plan.properties), matched=matched)

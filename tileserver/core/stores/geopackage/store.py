@@ -8,6 +8,7 @@ was. Readers look at the file's identity at most once per `version_check_seconds
 from __future__ import annotations
 
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -17,14 +18,17 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from tileserver.core.dataset import Dataset
-from tileserver.core.errors import IngestError
+from tileserver.core.errors import IngestError, Unavailable
 from tileserver.core.settings import Settings
 from tileserver.core.store import VersionInfo
 from tileserver.core.stores.geopackage import layout
 from tileserver.core.stores.geopackage.publish import History, write_version
 from tileserver.core.stores.geopackage.snapshot import GeoPackageSnapshot, connect
+
+log = logging.getLogger(__name__)
 
 VERSION_FORMAT = "%Y%m%dT%H%M%S%f"
 RASTER_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
@@ -41,6 +45,7 @@ class GeoPackageStore:
         self._snapshot: GeoPackageSnapshot | None = None
         self._identity: tuple | None = None
         self._checked: float | None = None  # time.monotonic() of the last look at the file
+        self._broken: str | None = None  # why the file now served cannot be read
 
     def publish(self, dataset: Dataset) -> VersionInfo:
         """Write a new version file and swap it in; the previous version's assets are kept.
@@ -60,18 +65,45 @@ class GeoPackageStore:
             raise IngestError(f"cannot publish to {self.path}: {error}") from error
         return version
 
+    def check_publish(self) -> Path:
+        """The store's folder, once it is known to be writable and the file there (if any) one of ours."""
+        folder = os.path.dirname(self.path)
+        try:
+            os.makedirs(folder, exist_ok=True)
+        except OSError as error:
+            raise IngestError(f"cannot publish to {self.path}: {error}") from error
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise IngestError(f"cannot publish to {self.path}: its folder is not writable")
+        _read_history(self.path)
+        return Path(folder)
+
     def current(self) -> GeoPackageSnapshot | None:
-        """The snapshot of the file now served, rebuilt when the file changed since the last look."""
+        """The snapshot of the file now served, rebuilt when the file changed since the last look.
+
+        An unreadable file is an `Unavailable` on every call until it is replaced, not "nothing
+        published" between two looks; its path goes to the log only, never to a client.
+        """
         with self._lock:
             now = time.monotonic()
-            if self._checked is not None and now - self._checked < self.settings.version_check_seconds:
-                return self._snapshot
-            self._checked = now
-            identity = _identity(self.path)
-            if identity != self._identity:
-                self._snapshot = GeoPackageSnapshot(self.path, self.settings.request_timeout) if identity else None
-                self._identity = identity
+            if self._checked is None or now - self._checked >= self.settings.version_check_seconds:
+                self._checked = now
+                identity = _identity(self.path)
+                if identity != self._identity:
+                    self._snapshot, self._broken = self._open(identity)
+                    self._identity = identity
+            if self._broken is not None:
+                raise Unavailable(self._broken, retry_after=60)
             return self._snapshot
+
+    def _open(self, identity: tuple | None) -> tuple[GeoPackageSnapshot | None, str | None]:
+        """The snapshot of the file, or why it cannot be read (logged with the path)."""
+        if identity is None:
+            return None, None
+        try:
+            return GeoPackageSnapshot(self.path, self.settings.request_timeout), None
+        except Unavailable as error:
+            log.error("%s: %s", self.path, error.description)
+            return None, f"the data store is damaged ({error.description}): publish again with `ecarto ingest`"
 
     def versions(self) -> list[VersionInfo]:
         """Published versions, newest first, with their reports."""
@@ -83,7 +115,7 @@ class GeoPackageStore:
         with self._lock:
             if self._snapshot is not None:
                 self._snapshot.close()
-            self._snapshot, self._identity, self._checked = None, None, None
+            self._snapshot, self._identity, self._checked, self._broken = None, None, None, None
 
 
 @contextmanager

@@ -25,7 +25,7 @@ from psycopg import errors, sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from tileserver.core.errors import Timeout, Unavailable
+from tileserver.core.errors import IngestError, Timeout, Unavailable
 from tileserver.core.settings import Settings
 
 # A database that goes silent (a dropped route, a frozen host) must not hold a request until the
@@ -125,3 +125,28 @@ def deadline_options(url: str, seconds: float) -> str:
     values = {name: milliseconds for name in DEADLINES} | {DEADLINES[2]: milliseconds * IDLE_DEADLINES}
     own = conninfo_to_dict(url).get("options") or ""
     return " ".join([*([own] if own else []), *(f"-c {name}={value}" for name, value in values.items())])
+
+
+def where(url: str) -> str:
+    """Host, port and database of a connection URL, for messages (never its password).
+
+    >>> where("postgresql://owner:secret@db.example:6432/ecarto")
+    'host db.example, port 6432, database ecarto'
+    >>> where("postgresql:///ecarto")
+    'host localhost (socket), port 5432, database ecarto'
+    """
+    try:
+        parts = conninfo_to_dict(url)
+    except psycopg.ProgrammingError:
+        return "an unreadable URL"
+    host = parts.get("host") or "localhost (socket)"
+    return f"host {host}, port {parts.get('port') or 5432}, database {parts.get('dbname') or parts.get('user') or '?'}"
+
+
+def check_connection(url: str, settings: Settings) -> psycopg.Connection:
+    """One direct connection (autocommit), or an `IngestError` saying where it could not be made and why."""
+    try:
+        return psycopg.connect(url, autocommit=True, connect_timeout=max(1, math.ceil(settings.db_timeout_seconds)))
+    except psycopg.Error as error:
+        reason = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+        raise IngestError(f"cannot connect to PostGIS at {where(url)}: {reason}") from None

@@ -16,6 +16,11 @@ Physical schema (write SQL against this; `<id>` is a version id such as `2025010
                boolean -> boolean; NULL = unknown
     <key>      text COLLATE "C", only when the key (`uai`, `code`) is not among the fields;
                either way the key column holds `Layer.ids` and has a UNIQUE index
+    <name>_folded text COLLATE "C", per searchable field (`Layer.searchable`, e.g. `nom`): its
+               `textfold.search_key`, with a pg_trgm GIN index (LIKE: equality, prefix, infix); and
+               `<name>_casei`, `<name>_accenti`, `<name>_casei_accenti` (`textfold.STORED_FOLDS`);
+               not properties (the APIs never show them). A B-tree in text search order: (size DESC NULLS
+               LAST, first folded column, key), size being `dataset.size_property` when there is one
     geom       geometry(Point|MultiPolygon, 4326)   GiST
     geom3857   geometry(Point|MultiPolygon, 3857)   GENERATED ALWAYS AS (ST_Transform(geom, 3857))
                                                     STORED; GiST
@@ -53,7 +58,7 @@ from psycopg.adapt import Dumper
 from psycopg.pq import Format
 from psycopg.types import TypeInfo
 
-from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer
+from tileserver.core.dataset import Clusters, Dataset, FieldType, Layer, folded_column, size_property
 from tileserver.core.store import collection_meta
 
 COLUMN_TYPES = {
@@ -110,7 +115,8 @@ def _register_geometry(conn: psycopg.Connection) -> None:
 def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
     """One collection table, loaded, indexed and analysed; its description for the metadata."""
     table = sql.Identifier(schema, layer.id)
-    columns = _columns(layer)
+    hidden = layer.hidden_texts()
+    columns = _columns(layer, hidden)
     conn.execute(
         sql.SQL(
             "CREATE TABLE {table} (fid serial PRIMARY KEY, {definitions}, geom geometry({kind}, 4326),"
@@ -118,22 +124,40 @@ def _write_layer(conn: psycopg.Connection, schema: str, layer: Layer) -> dict:
         ).format(table=table, definitions=_definitions(columns), kind=sql.SQL(layer.geometry_type))
     )
     geometries = _as_declared(layer.geometries, layer.geometry_type)
-    values = [_values(layer, name, kind) for name, kind in columns]
+    values = [hidden[name] if name in hidden else _values(layer, name, kind) for name, kind in columns]
     names = [name for name, _ in columns]
     types = [COPY_TYPES[kind] for _, kind in columns]
     rows = zip(*values, _ewkb(geometries, 4326), strict=True)
     _copy(conn, table, [*names, "geom"], [*types, "geometry"], rows)
+    _index_search(conn, table, layer)
     _index(conn, table, ["geom", "geom3857"], unique=layer.key)
     if layer.generalised:
         _write_generalised(conn, schema, layer)
     return collection_meta(layer, shapely.total_bounds(geometries))
 
 
-def _columns(layer: Layer) -> list[tuple[str, FieldType]]:
-    """(name, type) of each attribute column: the fields, plus the key if it is not one of them."""
+def _index_search(conn: psycopg.Connection, table: sql.Identifier, layer: Layer) -> None:
+    """A trigram index per folded column, and a B-tree in text search order (size, first folded name, key).
+
+    The B-tree lets a prefix shared by thousands of names ('saint') be answered by walking the rows
+    largest first until enough match, rather than sorting them all.
+    """
+    folded = [sql.Identifier(folded_column(name)) for name in layer.searchable()]
+    for column in folded:
+        conn.execute(sql.SQL("CREATE INDEX ON {} USING gin ({} gin_trgm_ops)").format(table, column))
+    if folded:
+        size = size_property(layer.fields)
+        order = [sql.SQL("{} DESC NULLS LAST").format(sql.Identifier(size))] if size else []
+        order += [folded[0], sql.Identifier(layer.key)]
+        conn.execute(sql.SQL("CREATE INDEX ON {} ({})").format(table, sql.SQL(", ").join(order)))
+
+
+def _columns(layer: Layer, hidden: Iterable[str]) -> list[tuple[str, FieldType]]:
+    """(name, type) of each attribute column: the fields, the key if it is not one of them, the hidden texts."""
     columns = [(f.name, f.type) for f in layer.fields]
     if layer.key not in {name for name, _ in columns}:
         columns.append((layer.key, "string"))
+    columns += [(name, "string") for name in hidden]
     return columns
 
 

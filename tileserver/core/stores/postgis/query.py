@@ -12,7 +12,7 @@ from typing import Any
 
 from psycopg import sql
 
-from tileserver.core import cql
+from tileserver.core import cql, textsearch
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
@@ -48,11 +48,13 @@ def feature_sql(schema: str, info: CollectionInfo, q: FeatureQuery) -> FeatureSQ
     conditions, params = _where(info, q)
     where = sql.SQL(" WHERE ") + sql.SQL(" AND ").join(conditions) if conditions else sql.SQL("")
     table = sql.Identifier(schema, info.id)
+    order, order_params = _order(info, q)
     rows = sql.SQL("SELECT {columns} FROM {table}{where} ORDER BY {order} LIMIT %s OFFSET %s").format(
-        columns=select_list(info, properties), table=table, where=where, order=_order(info, q.sortby)
+        columns=select_list(info, properties), table=table, where=where, order=order
     )
     count = sql.SQL("SELECT count(*) FROM {table}{where}").format(table=table, where=where)
-    return FeatureSQL(rows, count if conditions else None, params, [*params, q.limit, q.offset], properties)
+    page_params = [*params, *order_params, q.limit, q.offset]
+    return FeatureSQL(rows, count if conditions else None, params, page_params, properties)
 
 
 def feature_by_key_sql(schema: str, info: CollectionInfo) -> sql.Composed:
@@ -108,6 +110,10 @@ def _where(info: CollectionInfo, q: FeatureQuery) -> tuple[list[sql.Composable],
         condition, filter_params = cql.to_postgis(info, q.filter)
         conditions.append(condition)
         params += filter_params
+    if q.q:
+        condition, search_params = cql.render_postgis(textsearch.condition(info, q.q, cql.PostGIS(), q.q_rank))
+        conditions.append(condition)
+        params += search_params
     return conditions, params
 
 
@@ -126,13 +132,17 @@ def _bbox(bbox: BBox, params: list[Any]) -> sql.Composable:
     return sql.SQL("({})").format(sql.SQL(" OR ").join([test] * len(boxes)))
 
 
-def _order(info: CollectionInfo, sortby: tuple[tuple[str, bool], ...]) -> sql.Composed:
-    """ORDER BY the requested properties (unknown values last), then the key."""
-    terms = [
+def _order(info: CollectionInfo, q: FeatureQuery) -> tuple[sql.Composed, list[Any]]:
+    """ORDER BY the requested properties (unknown values last), else text search order; then the key."""
+    terms: list[sql.Composable] = [
         sql.SQL("{} {} NULLS LAST").format(
             sql.Identifier(_field(info, name).name), sql.SQL("ASC" if ascending else "DESC")
         )
-        for name, ascending in sortby
+        for name, ascending in q.sortby
     ]
+    params: list[Any] = []
+    if q.q and not q.sortby:
+        best, params = cql.render_postgis(textsearch.order(info, q, cql.PostGIS()))
+        terms.append(best)
     terms.append(sql.Identifier(info.key))
-    return sql.SQL(", ").join(terms)
+    return sql.SQL(", ").join(terms), params

@@ -45,13 +45,28 @@ class PostGISSnapshot(VersionMeta):
         """Features matching a query, sortby then key order; the rows stream as they are read."""
         info = self.collection(q.collection)
         statement = feature_sql(self.schema, info, q)
-        matched, spent = info.count, 0.0
-        if statement.count is not None:
+        matched, spent = (info.count if q.count else None), 0.0
+        if statement.count is not None and q.count:
             started = time.monotonic()
             with self.db.connection() as conn:
                 matched = conn.execute(statement.count, statement.where_params).fetchone()[0]
             spent = time.monotonic() - started
         return FeaturePage(self._stream(statement.rows, statement.page_params, statement.properties, spent), matched)
+
+    def query_many(self, queries: Sequence[FeatureQuery]) -> list[FeaturePage]:
+        """Several queries in one round trip (a pipeline), each page read whole: for small pages only."""
+        planned = [(q, feature_sql(self.schema, self.collection(q.collection), q)) for q in queries]
+        with self.db.connection() as conn:
+            with conn.pipeline():
+                pages = [conn.cursor(binary=True).execute(s.rows, s.page_params) for _, s in planned]
+                counts = [conn.execute(s.count, s.where_params) if q.count and s.count is not None else None
+                          for q, s in planned]
+            matched = [
+                None if not q.count else count.fetchone()[0] if count else self.collection(q.collection).count
+                for (q, _), count in zip(planned, counts, strict=True)
+            ]
+            return [FeaturePage(_features(page.fetchall(), s.properties), n)
+                    for (_, s), page, n in zip(planned, pages, matched, strict=True)]
 
     def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
         """One Mapbox Vector Tile holding the named layers (b'' when empty), encoded by PostGIS."""

@@ -14,7 +14,7 @@ from tileserver.core.errors import IngestError
 from tileserver.core.settings import Settings
 from tileserver.core.store import VersionInfo
 from tileserver.core.stores.postgis import versions
-from tileserver.core.stores.postgis.database import Database, unbounded
+from tileserver.core.stores.postgis.database import Database, check_connection, unbounded, where
 from tileserver.core.stores.postgis.publish import copy_rasters, write_version
 from tileserver.core.stores.postgis.snapshot import PostGISSnapshot
 
@@ -61,6 +61,14 @@ class PostGISStore:
         except (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege) as error:
             raise IngestError(f"cannot publish to the PostGIS database: {error}") from error
         return version
+
+    def check_publish(self) -> Path:
+        """The assets folder, once the database answers and lets this user create a version's schema."""
+        with check_connection(self.url, self._settings) as conn:
+            if not conn.execute("SELECT has_database_privilege(current_database(), 'CREATE')").fetchone()[0]:
+                raise IngestError(f"cannot publish to PostGIS at {where(self.url)}: user {conn.info.user} "
+                                  "may not create schemas in the database")
+        return self._assets
 
     def current(self) -> PostGISSnapshot | None:
         """The version being served now (None before any publish).

@@ -34,6 +34,7 @@ KEEP = 2  # the current version and the one before it, which workers may still b
 DROP_LOCK_TIMEOUT = "2s"  # an old version still being read is dropped at the next publish instead
 
 CREATE_CONTROL = """
+CREATE EXTENSION IF NOT EXISTS pg_trgm;
 CREATE SCHEMA IF NOT EXISTS ecarto;
 CREATE TABLE IF NOT EXISTS ecarto.versions (
     id text PRIMARY KEY,
@@ -68,7 +69,7 @@ def version_schema(version_id: str) -> str:
 
 @contextmanager
 def publishing(conn: psycopg.Connection) -> Iterator[None]:
-    """Hold the publish lock and make sure the control table exists."""
+    """Hold the publish lock and make sure the control table and pg_trgm (folded text indexes) exist."""
     conn.execute("SELECT pg_advisory_lock(%s)", [PUBLISH_LOCK])
     try:
         conn.execute(CREATE_CONTROL)
