@@ -13,24 +13,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from tileserver.core.dataset import Clusters
-from tileserver.core.grid import tile_size
-from tileserver.core.mercator import ORIGIN
+from tileserver.core.tilecontent import cell_of
 
 DEFAULT_CLUSTER_MAXZOOM = 12
 DEFAULT_CELLS = 16
-
-
-def cell_of(x: np.ndarray, y: np.ndarray, z: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column and row of the cluster cell holding each point (EPSG:3857 metres) at zoom z.
-
-    >>> cell_of(np.array([0.0]), np.array([0.0]), 0, 16)
-    (array([8]), array([8]))
-    """
-    size = tile_size(z) / cells
-    limit = (1 << z) * cells - 1
-    cx = np.clip(np.floor((x + ORIGIN) / size), 0, limit).astype(np.int64)
-    cy = np.clip(np.floor((ORIGIN - y) / size), 0, limit).astype(np.int64)
-    return cx, cy
 
 
 def build_clusters(

@@ -26,6 +26,7 @@ from ingest.periods import Cell, PeriodReader
 from ingest.report import DatasetReport, Report
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
 from tileserver.core.errors import IngestError
+from tileserver.core.summary import grouped as aggregate_numbers  # sheets aggregate the same way
 
 NULL_VALUES = frozenset({"", "nr", "nc", "nd", "na", "n/a", "-", "s.o."})
 _KEY_NORMALISERS = {
@@ -313,26 +314,6 @@ def _ratio(g: np.ndarray, n: int, ind: Indicator, num: np.ndarray, den: np.ndarr
 
 def count(groups: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(groups, minlength=n)
-
-
-def aggregate_numbers(g: np.ndarray, values: np.ndarray, n: int, how: str) -> list:
-    """One aggregate per group; None where no school of the group has a value."""
-    known = ~np.isnan(values)
-    gk, vk = g[known], values[known]
-    counts = np.bincount(gk, minlength=n)
-    if how == "count":
-        result = np.bincount(gk, weights=vk != 0, minlength=n) if vk.size else counts * 0.0
-        return [int(v) for v in result]
-    if how in ("min", "max"):
-        result = np.full(n, np.inf if how == "min" else -np.inf)
-        (np.minimum if how == "min" else np.maximum).at(result, gk, vk)
-    else:
-        result = np.bincount(gk, weights=vk, minlength=n)
-        if how == "mean":
-            result = np.divide(result, counts, out=np.zeros(n), where=counts > 0)
-        elif how == "share":
-            result = 100.0 * np.divide(result, counts, out=np.zeros(n), where=counts > 0)
-    return [round(float(v), 2) if c else None for v, c in zip(result, counts, strict=True)]
 
 
 def read_all(

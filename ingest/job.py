@@ -22,11 +22,12 @@ from ingest import indicators as ind
 from ingest import rollup
 from ingest.clusters import DEFAULT_CELLS, DEFAULT_CLUSTER_MAXZOOM, build_clusters
 from ingest.fetch import fetch
-from ingest.manifest import Indicator, Manifest
+from ingest.manifest import Indicator, Manifest, fingerprint
 from ingest.pyramid import BANDS, ZOOM_RANGES, generalise
 from ingest.rasters import build_rasters
 from ingest.report import DatasetReport, Report
 from ingest.schools import Schools, check_departements, check_loaded, read_schools
+from ingest.summaries import published_catalogue, territory_summaries
 from ingest.territories import (
     Territories,
     current_communes,
@@ -87,7 +88,7 @@ class Ingest:
         self.mirror = mirror
         self.progress = progress
         self.cluster_maxzoom = cluster_maxzoom
-        self.report = Report()
+        self.report = Report(fingerprint=fingerprint(manifest))
         self.bar: tqdm | None = None
 
     def fetch(self, url: str) -> Path:
@@ -96,7 +97,7 @@ class Ingest:
 
     def build(self) -> Dataset:
         """Read every source and build the complete dataset in memory, with a progress bar."""
-        steps = 6 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
+        steps = 7 + len(TERRITORY_LEVELS) - (self.manifest.sources.get("epci") is None)
         with tqdm(total=steps, desc="ingest", unit="step", disable=not self.progress, leave=False) as bar:
             self.bar = bar
             return self._build()
@@ -124,14 +125,18 @@ class Ingest:
                                                                   self.cluster_maxzoom))
         rasters = self._step("rasters", lambda: build_rasters(schools, values, self.manifest, layers, self.fetch,
                                                               self.report, self.scratch))
+        entries = [i.to_dict(vintage) for i, vintage in vintages(self.manifest.indicators, tables)]
+        catalogue = published_catalogue(entries, layers)
+        summaries = self._step("summaries", lambda: territory_summaries(catalogue, layers))
         return Dataset(
             layers={level: layers[level] for level in (SCHOOLS, *ROUGH_LEVEL_ORDER) if level in layers},
             clusters=clusters,
             cluster_maxzoom=self.cluster_maxzoom,
             cluster_cells=DEFAULT_CELLS,
-            catalogue=[i.to_dict(vintage) for i, vintage in vintages(self.manifest.indicators, tables)],
+            catalogue=catalogue,
             report=self.report.to_dict(),
             rasters=rasters,
+            summaries=summaries,
         )
 
     def read_territories(self) -> dict[str, Territories]:

@@ -15,6 +15,7 @@ the manifest's folder, so one manifest works from any working directory.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import os
 import re
 import tomllib
@@ -178,6 +179,24 @@ def load_manifest(path: Path | str | None = None) -> Manifest:
     if not isinstance(surfaces, bool):
         raise ConfigError(f"{path}: `surfaces` must be true or false")
     return Manifest(sources, indicators, rasters, str(path), surfaces)
+
+
+def fingerprint(manifest: Manifest) -> str:
+    """A hash of what an ingest of `manifest` reads: the manifest, its local files, the ingest code.
+
+    Remote sources count by their URL only (reading them is the download an unchanged run avoids),
+    so `ecarto ingest --if-changed` skips a run whose result would be the same for local sources.
+    """
+    digest = hashlib.sha256()
+    locations = [manifest.origin]
+    locations += [u for s in manifest.sources.values() for u in (s.url, s.options.get("history")) if u]
+    locations += [i.source for i in manifest.indicators] + [r.url for r in manifest.rasters]
+    code = sorted(Path(str(resources.files("ingest"))).glob("*.py"))
+    for location in [*dict.fromkeys(locations), *map(str, code)]:
+        digest.update(location.encode())
+        if os.path.isfile(location):
+            digest.update(Path(location).read_bytes())
+    return digest.hexdigest()
 
 
 def _expand(value: Any, base: Path) -> Any:

@@ -79,6 +79,7 @@ class Report:
 
     datasets: dict[str, DatasetReport] = field(default_factory=dict)
     missing: list[dict] = field(default_factory=list)  # indicators lost: id, main, reason
+    fingerprint: str = ""  # what the run read (`ingest.manifest.fingerprint`): `--if-changed` compares it
 
     @property
     def partial(self) -> bool:
@@ -101,7 +102,7 @@ class Report:
 
     def to_dict(self) -> dict:
         return {"datasets": [d.to_dict() for d in self.datasets.values()], "partial": self.partial,
-                "missing": list(self.missing)}
+                "missing": list(self.missing), "fingerprint": self.fingerprint}
 
     def summary(self, show: int = 5) -> str:
         """A human-readable table, with the first rejections of each dataset."""

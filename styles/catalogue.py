@@ -94,3 +94,17 @@ def pick_indicator(catalogue: Sequence[Mapping], theme: str, indicator: str | No
 def title(style_id: str) -> str:
     """A person's name for a style."""
     return THEME_TITLES.get(style_id, style_id.replace("_", " ").capitalize())
+
+
+def source_parts(entry: Mapping) -> list[str]:
+    """Where an indicator comes from, in the words the catalogue gives (producer, vintage, licence).
+
+    >>> source_parts({"producer": "DNE", "vintage": "2024", "licence": "Licence Ouverte 2.0"})
+    ['DNE', 'millésime 2024', 'licence Licence Ouverte 2.0']
+    """
+    parts = [str(entry["producer"])] if entry.get("producer") else []
+    if entry.get("vintage"):
+        parts.append(f"millésime {entry['vintage']}")
+    if entry.get("licence"):
+        parts.append(f"licence {entry['licence']}")
+    return parts

@@ -12,6 +12,8 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from styles import palettes
+from tileserver.core.dataset import SCHOOLS
+from tileserver.core.summary import level_breaks
 
 SHARE_BREAKS = (20.0, 40.0, 60.0, 80.0)  # shares of schools, in %
 Kind = Literal["steps", "boolean", "single"]
@@ -85,22 +87,30 @@ class Classes:
 
 
 def for_schools(entry: Mapping) -> Classes:
-    """Classes of an indicator on single schools: yes/no, the catalogue's limits, or one colour."""
+    """Classes of an indicator on single schools: yes/no, the catalogue's limits or the computed ones, or one colour."""
     ramp = palettes.ramp_name(entry.get("palette", ""), entry["theme"])
     title, unit = entry["label"], entry.get("unit", "")
     if entry["kind"] == "boolean":
         return Classes(title, "", "boolean", (), tuple(palettes.colours(ramp, 2)))
-    return _stepped(title, unit, tuple(entry.get("breaks") or ()) if entry["kind"] == "number" else (), ramp)
+    return _stepped(title, unit, level_breaks(entry, SCHOOLS) if entry["kind"] == "number" else (), ramp)
 
 
-def for_aggregates(entry: Mapping) -> Classes:
-    """Classes of an indicator aggregated on territories and clusters (shares in %, means in the unit)."""
+def for_aggregates(entry: Mapping, level: str | None = None) -> Classes:
+    """Classes of an indicator aggregated on territories of `level` (shares in %, means in the unit).
+
+    The limits computed at ingest for the level when there are some; else, and for clusters (no
+    level), fixed limits: every 20 % for shares, the catalogue's `breaks` for means.
+    """
     ramp = palettes.ramp_name(entry.get("palette", ""), entry["theme"])
     aggregate = entry.get("aggregate") or ("share" if entry["kind"] == "boolean" else "mean")
+    unit = "% des établissements" if aggregate == "share" else entry.get("unit", "")
+    computed = (entry.get("breaks_by_level") or {}).get(level) if level else None
+    if computed:
+        return _stepped(entry["label"], unit, tuple(computed), ramp)
     if aggregate == "share":
-        return _stepped(entry["label"], "% des établissements", SHARE_BREAKS, ramp)
+        return _stepped(entry["label"], unit, SHARE_BREAKS, ramp)
     breaks = tuple(entry.get("breaks") or ()) if aggregate in ("mean", "min", "max", "ratio") else ()
-    return _stepped(entry["label"], entry.get("unit", ""), breaks, ramp)
+    return _stepped(entry["label"], unit, breaks, ramp)
 
 
 def _stepped(title: str, unit: str, breaks: tuple[float, ...], ramp: str) -> Classes:
@@ -114,10 +124,12 @@ def _stepped(title: str, unit: str, breaks: tuple[float, ...], ramp: str) -> Cla
 def format_number(value: float, decimals: int = 6) -> str:
     """A number as French readers write it (decimal comma, a space between thousands).
 
-    >>> format_number(8.0), format_number(0.25), format_number(1500), format_number(12.345, 1)
-    ('8', '0,25', '1 500', '12,3')
+    >>> format_number(8.0), format_number(0.25), format_number(1500), format_number(12.345, 1), format_number(10, 0)
+    ('8', '0,25', '1 500', '12,3', '10')
     """
-    text = f"{value:,.{decimals}f}".rstrip("0").rstrip(".")
+    text = f"{value:,.{decimals}f}"
+    if "." in text:  # trailing zeros of the decimals only: 10 stays 10
+        text = text.rstrip("0").rstrip(".")
     return text.replace(",", " ").replace(".", ",")
 
 

@@ -150,7 +150,7 @@ def _fill(level: str, band: tuple[int, int] | None, entry: Mapping | None) -> di
     else:
         # Fainter where single schools show, so their own colours read against their commune's.
         opacity = ["interpolate", ["linear"], ["zoom"], 9, 0.78, 13, 0.3]
-        paint = {"fill-color": for_aggregates(entry).paint(["get", entry["id"]]), "fill-opacity": opacity}
+        paint = {"fill-color": for_aggregates(entry, level).paint(["get", entry["id"]]), "fill-opacity": opacity}
     layer = {"id": f"{level}-fill", "type": "fill", "source": level, "source-layer": level,
              "metadata": _role(level, "fill"), "paint": paint}
     return _zoomed(layer, band)
@@ -244,10 +244,26 @@ def _abbreviated(count: list) -> list:
             [">=", count, 1000], ["concat", ["to-string", thousands], "k"], ["to-string", count]]
 
 
+def _legend(source: StyleSource, entry: Mapping, level: str) -> dict:
+    """The schools' legend, and the territories' legend of each level (limits differ from level to level).
+
+    `territories` is the shown level's (the coarsest in the automatic mode); `auto` gives the zoom
+    band of each level in the automatic mode, so a map can show the legend of the level it draws.
+    """
+    levels = {lvl: for_aggregates(entry, lvl).legend() for lvl in source.levels}
+    shown = level if level != AUTO else next(iter(auto_bands(source)), None)
+    return {
+        "schools": for_schools(entry).legend(),
+        "territories": levels[shown] if shown else for_aggregates(entry).legend(),
+        "levels": levels,
+        "auto": [[lvl, start, end] for lvl, (start, end) in auto_bands(source).items()],
+    }
+
+
 def _metadata(source: StyleSource, style_id: str, entry: Mapping | None, level: str) -> dict:
     """What the map page needs beside the layers: levels, indicators, legend (all from the catalogue)."""
     indicators = theme_indicators(source.catalogue, style_id) if entry else []
-    legend = {"schools": for_schools(entry).legend(), "territories": for_aggregates(entry).legend()} if entry else {
+    legend = _legend(source, entry, level) if entry else {
         "schools": {"title": "Type d'établissement", "unit": "", "no_data": None,
                     "classes": [{"colour": c, "label": TYPE_TITLES[t]} for t, c in TYPE_COLOURS.items()]},
     }

@@ -14,10 +14,22 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
+from functools import lru_cache
 from urllib.parse import quote
 
+from pyproj import CRS
+from pyproj.enums import WktVersion
+
 from styles import palettes
-from styles.catalogue import LEVEL_TITLES, StyleSource, pick_indicator, style_ids, title
+from styles.catalogue import (
+    LEVEL_TITLES,
+    StyleSource,
+    pick_indicator,
+    source_parts,
+    style_ids,
+    theme_indicators,
+    title,
+)
 from styles.classes import for_aggregates, for_schools
 from styles.maplibre import MAXZOOM, OUTLINE_WIDTHS, TYPE_COLOURS, auto_bands
 from tileserver.core.dataset import SCHOOLS
@@ -25,6 +37,21 @@ from tileserver.core.dataset import SCHOOLS
 ZOOM0_SCALE = 559_082_264.028_717_8  # the scale QGIS gives zoom 0 of the web mercator tile grid
 FRANCE_3857 = (-580_000.0, 5_060_000.0, 1_070_000.0, 6_640_000.0)  # metropolitan France, EPSG:3857 metres
 QGIS_VERSION = "3.22.0"
+# What QGIS 3.22 writes after the WKT for the two CRSs we use (`srsid` is its own srs.db id).
+CRS_DEFINITIONS = {
+    "EPSG:3857": {
+        "proj4": "+proj=merc +a=6378137 +b=6378137 +lat_ts=0 +lon_0=0 +x_0=0 +y_0=0 +k=1 +units=m "
+                 "+nadgrids=@null +wktext +no_defs",
+        "srsid": "3857", "srid": "3857", "authid": "EPSG:3857", "description": "WGS 84 / Pseudo-Mercator",
+        "projectionacronym": "merc", "ellipsoidacronym": "EPSG:7030", "geographicflag": "false",
+    },
+    "EPSG:4326": {
+        "proj4": "+proj=longlat +datum=WGS84 +no_defs",
+        "srsid": "3452", "srid": "4326", "authid": "EPSG:4326", "description": "WGS 84",
+        "projectionacronym": "longlat", "ellipsoidacronym": "EPSG:7030", "geographicflag": "true",
+    },
+}
+LABEL_SIZES = {"regions": "10", "academies": "9", "departements": "9", "epci": "8", "communes": "8"}
 
 
 def scale(zoom: int) -> float:
@@ -57,6 +84,7 @@ def project(source: StyleSource) -> bytes:
     root = ET.Element("qgis", projectname="eCarto", version=QGIS_VERSION)
     ET.SubElement(root, "title").text = "eCarto — le numérique dans les écoles"
     _srs(ET.SubElement(root, "projectCrs"), "EPSG:3857")
+    _project_properties(root)
     tree = ET.SubElement(root, "layer-tree-group")
     ids = style_ids(source.catalogue)
     for i, sid in enumerate(ids):
@@ -77,23 +105,108 @@ def project(source: StyleSource) -> bytes:
     return _document(root, "qgis")
 
 
+def _project_properties(root: ET.Element) -> None:
+    """Project properties: QGIS reads `projectCrs` only when "projections enabled" says so."""
+    properties = ET.SubElement(root, "properties")
+    srs = ET.SubElement(properties, "SpatialRefSys")
+    ET.SubElement(srs, "ProjectionsEnabled", type="int").text = "1"
+
+
 def tile_layer(source: StyleSource, style_id: str) -> ET.Element:
     """The vector tile layer of one style: every collection in one tile URL, styled from the catalogue."""
     layer = _map_layer("vector-tile", _tile_layer_id(style_id), title(style_id), _tile_uri(source, style_id),
                        "EPSG:3857", None)
     ET.SubElement(layer, "provider").text = "xyzvectortiles"
-    renderer = ET.SubElement(layer, "renderer", type="basic")
+    layer.append(_resource_metadata(source, style_id))
+    layer.extend(symbology(source, style_id))
+    ET.SubElement(layer, "blendMode").text = "0"
+    ET.SubElement(layer, "layerOpacity").text = "1"
+    return layer
+
+
+def style_file(source: StyleSource, style_id: str) -> bytes:
+    """A QGIS style (.qml) for a vector tile layer added by hand: *Symbology › Style › Load Style…*."""
+    root = ET.Element("qgis", version=QGIS_VERSION, styleCategories="Symbology|Labeling")
+    root.extend(symbology(source, style_id))
+    return _document(root, "qgis")
+
+
+def symbology(source: StyleSource, style_id: str) -> list[ET.Element]:
+    """The renderer (choropleths per level, clusters, schools) and the labels of one style's tile layer."""
+    renderer = ET.Element("renderer", type="basic")
     styles = ET.SubElement(renderer, "styles")
     entry = pick_indicator(source.catalogue, style_id, None)
-    fill = for_aggregates(entry).qgis(f'"{entry["id"]}"') if entry else None
-    for name, level_zooms in _territory_bands(source).items():
+    bands = _territory_bands(source)
+    for name, level_zooms in bands.items():
+        fill = for_aggregates(entry, name).qgis(f'"{entry["id"]}"') if entry else None
         styles.append(_fill_style(name, level_zooms, fill))
         styles.append(_outline_style(name, (level_zooms[0], -1)))
     if SCHOOLS in source.zooms:
         styles.extend(_school_styles(source, entry))
-    ET.SubElement(layer, "blendMode").text = "0"
-    ET.SubElement(layer, "layerOpacity").text = "1"
-    return layer
+    labeling = ET.Element("labeling", type="basic")
+    labels = ET.SubElement(labeling, "styles")
+    for name, level_zooms in bands.items():
+        labels.append(_label_style(name, 2, level_zooms, LABEL_SIZES.get(name, "8"), "nom"))
+    if SCHOOLS in source.zooms:
+        labels.append(_label_style(SCHOOLS, 0, (max(14, source.zooms[SCHOOLS][0]), -1), "7", "nom",
+                                   '"point_count" IS NULL'))
+    return [renderer, labeling]
+
+
+def _label_style(name: str, geometry: int, zooms: tuple[int, int], size: str, field: str,
+                 expression: str = "") -> ET.Element:
+    """One label rule: a field's text in dark grey with a white halo, over the polygon's centre or beside the point."""
+    style = ET.Element("style", name=f"{name}-label", layer=name, geometry=str(geometry), enabled="1",
+                       expression=expression, **{"min-zoom": str(zooms[0]), "max-zoom": str(zooms[1])})
+    settings = ET.SubElement(style, "settings", calloutType="simple")
+    text = ET.SubElement(settings, "text-style", fieldName=field, isExpression="0", fontFamily="Noto Sans",
+                         namedStyle="Bold" if name == "regions" else "Regular", fontSize=size, fontSizeUnit="Point",
+                         textColor="43,43,43,255", textOpacity="1", fontWeight="75" if name == "regions" else "50")
+    ET.SubElement(text, "text-buffer", bufferDraw="1", bufferSize="0.8", bufferSizeUnits="MM",
+                  bufferColor="255,255,255,255", bufferOpacity="0.9", bufferNoFill="1", bufferJoinStyle="128")
+    ET.SubElement(settings, "text-format", wrapChar="", autoWrapLength="16", multilineAlign="3")
+    placement = "1" if geometry == 2 else "6"  # over the centre of a polygon; around a point
+    ET.SubElement(settings, "placement", placement=placement, centroidInside="1", centroidWhole="0", dist="1",
+                  distUnits="MM", priority="5" if geometry == 2 else "3")
+    ET.SubElement(settings, "rendering", drawLabels="1", obstacle="1", labelPerPart="0", mergeLines="0",
+                  scaleVisibility="0", upsidedownLabels="0", displayAll="0")
+    return style
+
+
+def _resource_metadata(source: StyleSource, style_id: str) -> ET.Element:
+    """The layer's metadata: what each indicator of the theme means, and where it comes from."""
+    entries = theme_indicators(source.catalogue, style_id) if style_id != SCHOOLS else []
+    element = ET.Element("resourceMetadata")
+    ET.SubElement(element, "identifier").text = _tile_layer_id(style_id)
+    ET.SubElement(element, "parentidentifier")
+    ET.SubElement(element, "language").text = "fre"
+    ET.SubElement(element, "type").text = "dataset"
+    ET.SubElement(element, "title").text = f"eCarto — {title(style_id)}"
+    ET.SubElement(element, "abstract").text = "\n\n".join(
+        ["Établissements scolaires et territoires (régions, académies, départements, EPCI, communes) "
+         "servis en tuiles vectorielles par eCarto."] + [_indicator_abstract(e) for e in entries])
+    links = ET.SubElement(element, "links")
+    for entry in entries:
+        if entry.get("source_url"):
+            ET.SubElement(links, "link", name=entry["label"], type="WWW:LINK", url=entry["source_url"],
+                          description=entry.get("description", ""), format="", mimeType="", size="")
+    licenses = ET.SubElement(element, "licenses")
+    for licence in sorted({e["licence"] for e in entries if e.get("licence")}):
+        ET.SubElement(licenses, "license").text = licence
+    return element
+
+
+def _indicator_abstract(entry: Mapping) -> str:
+    """One indicator in words: label and unit, definition, source.
+
+    >>> _indicator_abstract({"label": "Débit", "unit": "Mbit/s", "description": "Mesuré.", "producer": "DNE"})
+    'Débit (Mbit/s) : Mesuré. Source : DNE.'
+    """
+    text = entry["label"] + (f" ({entry['unit']})" if entry.get("unit") else "")
+    if entry.get("description"):
+        text += f" : {entry['description'].rstrip('.')}."
+    parts = source_parts(entry) + ([entry["source_url"]] if entry.get("source_url") else [])
+    return text + (f" Source : {', '.join(parts)}." if parts else "")
 
 
 def features_layer(source: StyleSource, name: str) -> ET.Element:
@@ -239,8 +352,17 @@ def _checked(flag: bool) -> str:
 
 
 def _srs(parent: ET.Element, authid: str) -> None:
+    """A full `spatialrefsys`, as QGIS writes it: given only an authid, QGIS 3.22 leaves a project CRS invalid."""
     system = ET.SubElement(parent, "spatialrefsys")
-    ET.SubElement(system, "authid").text = authid
+    ET.SubElement(system, "wkt").text = _wkt(authid)
+    for key, value in CRS_DEFINITIONS[authid].items():
+        ET.SubElement(system, key).text = value
+
+
+@lru_cache(maxsize=4)
+def _wkt(authid: str) -> str:
+    """The CRS's WKT2 from PROJ's database (the same text QGIS writes)."""
+    return CRS.from_user_input(authid).to_wkt(WktVersion.WKT2_2019)
 
 
 def _extent(parent: ET.Element, box: tuple[float, float, float, float]) -> None:

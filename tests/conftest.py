@@ -356,6 +356,21 @@ def themed_store(tmp_path_factory):
     store.close()
 
 
+@pytest.fixture(scope="session")
+def themed_postgis_store(postgis_template, tmp_path_factory):
+    """A PostGIS store serving `themed.themed_dataset()`, in a database of its own for the session."""
+    from tests.themed import themed_dataset
+
+    name = f"ecarto_test_themed_{os.getpid()}"
+    url = _create_database(name, template=postgis_template)
+    store = open_store(url, Settings(database=url, assets_dir=str(tmp_path_factory.mktemp("themed-assets"))))
+    store.publish(themed_dataset())
+    yield store
+    store.close()
+    with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
+        _drop_database(admin, name)
+
+
 @pytest.fixture
 def themed_app(themed_store):
     """An app over `themed_store`."""
@@ -388,3 +403,41 @@ url = "{DATA}/boundaries-2018/regions-avec-outre-mer.geojson"
         encoding="utf-8",
     )
     return manifest
+
+
+# Tests that need ../shared/data: marked `national` (by hand, or here when they use a national
+# fixture). Without the data they are skipped, except in CI (`CI` set), where the data must be.
+NATIONAL_FIXTURES = {"national_gpkg", "national_postgis"}
+NO_DATA = f"needs ../shared/data, absent here ({DATA}; set ECARTO_DATA)"
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the tests of national fixtures `national`; skip every `national` test when the data is absent."""
+    for item in items:
+        if NATIONAL_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.national)
+    if DATA.is_dir() or os.environ.get("CI"):
+        return
+    for item in items:
+        if "national" in item.keywords:
+            item.add_marker(pytest.mark.skip(reason=NO_DATA))
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """In CI the data is there: a test skipped for want of it (a module's own `pytest.skip`) fails."""
+    report = (yield).get_result()
+    if os.environ.get("CI") and report.skipped and "ECARTO_DATA" in str(report.longrepr):
+        report.outcome = "failed"
+
+
+def pytest_terminal_summary(terminalreporter):
+    """One line naming the tests not run and why, so a skip is never missed in a long log."""
+    reasons: dict[str, list[str]] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        reason = report.longrepr[2].removeprefix("Skipped: ") if isinstance(report.longrepr, tuple) else "?"
+        reason = NO_DATA if "ECARTO_DATA" in reason else reason
+        reasons.setdefault(reason, []).append(report.nodeid.split("::")[0].removeprefix("tests/"))
+    if reasons:
+        parts = [f"{len(files)} ({', '.join(sorted(set(files)))}) {reason}" for reason, files in reasons.items()]
+        terminalreporter.write_line(f"not run: {'; '.join(parts)}", yellow=True)

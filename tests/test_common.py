@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import doctest
 import re
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -98,3 +99,16 @@ def test_the_openapi_media_type_with_its_version_is_served(empty_client):
     response = empty_client.get("/api", headers={"Accept": "application/vnd.oai.openapi+json;version=3.0"})
     assert response.status_code == 200
     assert response.get_json()["openapi"].startswith("3.0")
+
+
+def test_the_landing_page_links_every_resource_and_each_link_answers(themed_app):
+    client = themed_app.test_client()
+    html = client.get("/?f=html").get_data(as_text=True)
+    hrefs = {urlsplit(href) for href in re.findall(r'href="([^"]+)"', html)}
+    paths = {href.path for href in hrefs}
+    fixed = {r.rule for r in themed_app.url_map.iter_rules() if "<" not in r.rule and "GET" in r.methods}
+    assert fixed <= paths, fixed - paths
+    tilejson = [p for p in paths if p.startswith("/tiles/") and p.endswith(".json")]
+    assert tilejson and "etablissements" in tilejson[0]
+    for href in hrefs:
+        assert client.get(f"{href.path}?{href.query}").status_code == 200, href

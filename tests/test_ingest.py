@@ -102,6 +102,7 @@ def test_report_is_kept_with_the_version(national_gpkg):
     assert newest.report == national_gpkg.report.to_dict()
 
 
+@pytest.mark.national
 def test_an_older_layout_with_public_and_private_schools(tmp_path):
     """The 2023 Ille-et-Vilaine export: 69 columns, X/Y in Lambert-93, schools of every type."""
     manifest = small_manifest(tmp_path, SAMPLE_35, departement="35")
@@ -116,6 +117,7 @@ def test_an_older_layout_with_public_and_private_schools(tmp_path):
     assert all(f.properties["code_commune"].startswith("35") for f in features)
 
 
+@pytest.mark.national
 def test_a_missing_source_fails_clearly_and_keeps_the_previous_version(tmp_path, capsys):
     database = tmp_path / "keep.gpkg"
     manifest = small_manifest(tmp_path, SAMPLE_94, departement="94")
@@ -142,6 +144,7 @@ def test_a_missing_source_fails_clearly_and_keeps_the_previous_version(tmp_path,
         assert snap.version.id == first.version.id
 
 
+@pytest.mark.national
 def test_a_killed_ingest_leaves_the_previous_version_serving(tmp_path):
     database = tmp_path / "killed.gpkg"
     manifest = small_manifest(tmp_path, SAMPLE_94, departement="94")

@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "tests" / "browser" / "map.mjs"
 SCREENSHOTS = REPO / "tests" / "screenshots"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 
 BASEMAP_PATH = "/test-basemap/style.json"

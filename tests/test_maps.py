@@ -1,4 +1,4 @@
-"""The map and embed pages, MapLibre served from node_modules (never from a CDN), and the label tiles."""
+"""The map and embed pages, MapLibre served from the package's vendored copy (never from a CDN), and the label tiles."""
 
 from __future__ import annotations
 
@@ -6,8 +6,10 @@ import re
 
 import mapbox_vector_tile
 
+from tests.conftest import REPO
 from tileserver.core.settings import Settings
 from tileserver.web.app import create_app
+from tileserver.web.maps import MAPLIBRE_DIST, VENDOR_FILES
 
 
 def test_the_map_page_loads_maplibre_from_this_server(themed_app):
@@ -25,7 +27,7 @@ def test_the_embedded_map_has_no_controls(themed_app):
     assert 'id="panel"' not in html and 'class="embed"' in html and 'id="legend"' in html
 
 
-def test_maplibre_module_and_worker_are_served_from_node_modules(themed_app):
+def test_maplibre_module_and_worker_are_served_from_the_package(themed_app):
     client = themed_app.test_client()
     with client.get("/static/vendor/maplibre-gl/maplibre-gl.mjs") as module:
         assert module.status_code == 200 and module.mimetype == "text/javascript"
@@ -34,6 +36,8 @@ def test_maplibre_module_and_worker_are_served_from_node_modules(themed_app):
         assert worker.status_code == 200
     with client.get("/static/vendor/maplibre-gl/maplibre-gl.css") as css:
         assert css.mimetype == "text/css"
+    with client.get("/static/vendor/maplibre-gl/LICENSE.txt") as licence:  # BSD-3-Clause: shipped with its files
+        assert b"MapLibre contributors" in licence.data
     assert client.get("/static/vendor/maplibre-gl/package.json").status_code == 404
     assert client.get("/static/vendor/maplibre-gl/..%2F..%2Fpackage.json").status_code == 404
 
@@ -99,3 +103,12 @@ def test_label_tiles_name_each_territory_once_on_both_stores(feature_app):
     names = _label_names(client, 2)
     listed = client.get("/collections/departements/items?f=json&limit=100").get_json()["features"]
     assert sorted(names["departements"]) == sorted(f["properties"]["nom"] for f in listed)
+
+
+def test_the_vendored_maplibre_is_the_one_package_json_installs():
+    """After upgrading maplibre-gl with npm, `make vendor` copies the new files into the package."""
+    npm = REPO / "node_modules" / "maplibre-gl"
+    assert npm.is_dir(), "run `npm install` (make test does)"
+    for name in VENDOR_FILES:
+        source = npm / ("LICENSE.txt" if name == "LICENSE.txt" else f"dist/{name}")
+        assert (MAPLIBRE_DIST / name).read_bytes() == source.read_bytes(), f"{name} differs: run `make vendor`"

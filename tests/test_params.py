@@ -16,7 +16,8 @@ from tileserver.core.store import CollectionInfo
 from tileserver.web import params
 
 INFO = CollectionInfo("etablissements", "", "", "Point", "uai",
-                      (Field("uai", "string"), Field("nom", "string"), Field("ips", "number")), 3,
+                      (Field("uai", "string"), Field("nom", "string"), Field("ips", "number"),
+                       Field("effectif", "integer"), Field("education_prioritaire", "boolean")), 3,
                       BBox(-1, 47, 1, 49), 0, 14)
 
 
@@ -65,6 +66,20 @@ def test_equals_keeps_property_parameters_and_rejects_others():
     assert params.equals(args, INFO, ("limit",)) == (("nom", ("a", "b")), ("uai", ("x",)))
     with pytest.raises(UnknownParameter):
         params.equals(MultiDict([("colour", "red")]), INFO, ("limit",))
+
+
+def test_equals_types_each_value_as_its_property_holds_it():
+    """The stores receive typed values only: request strings stop here."""
+    args = MultiDict([("effectif", "420"), ("effectif", "95.0"), ("ips", "88"), ("education_prioritaire", "TRUE")])
+    expected = (("effectif", (420, 95)), ("ips", (88.0,)), ("education_prioritaire", (True,)))
+    assert params.equals(args, INFO, ()) == expected
+
+
+@pytest.mark.parametrize(("name", "raw"), [("effectif", "1.5"), ("effectif", "many"), ("effectif", "1_0"),
+                                           ("ips", "８８"), ("ips", "nan"), ("education_prioritaire", "maybe")])
+def test_equals_refuses_a_value_its_property_cannot_hold(name, raw):
+    with pytest.raises(BadRequest, match=name):
+        params.equals(MultiDict([(name, raw)]), INFO, ())
 
 
 def test_a_parameter_given_twice_is_a_400():

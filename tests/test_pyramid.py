@@ -98,6 +98,7 @@ def test_adjacent_departements_still_share_their_border(departements, pair):
         assert holes == sum(len(p.interiors) for p in getattr(original, "geoms", [original])), (pair, band.minzoom)
 
 
+@pytest.mark.national
 def test_no_commune_vanishes_at_any_band(communes):
     codes, _, generalised = communes
     for band in generalised:

@@ -76,7 +76,13 @@ def test_the_tile_renderer_colours_by_the_same_classes_as_the_style(themed_app):
     fill = styles["departements-fill"]
     expression = next(o.get("value") for o in fill.iter("Option") if o.get("name") == "expression")
     assert expression.startswith('CASE WHEN "debit_descendant_mbps" IS NULL THEN \'#bdbdbd\'')
-    assert "< 8 THEN" in expression and "< 300 THEN" in expression
+    style = themed_app.test_client().get("/styles/connectivite").get_json()
+    paint = next(layer for layer in style["layers"] if layer["id"] == "departements-fill")["paint"]
+    limits = paint["fill-color"][2][3::2]
+    assert all(f'"debit_descendant_mbps" < {limit:g} THEN' in expression for limit in limits)  # the level's classes
+    points = next(o.get("value") for o in styles["etablissements-points"].iter("Option")
+                  if o.get("name") == "expression")
+    assert "< 8 THEN" in points and "< 300 THEN" in points
     assert (fill.get("min-zoom"), fill.get("max-zoom")) == ("6", "8")  # QGIS zooms are inclusive
     assert styles["etablissements-clusters"].get("expression") == '"point_count" IS NOT NULL'
     assert styles["etablissements-clusters"].get("max-zoom") == "11"
@@ -96,7 +102,28 @@ def test_the_project_holds_every_style_and_frames_france(themed_app):
     assert checked == ["eCarto — Connectivité"]  # one theme shown at a time
     extent = root.find("mapcanvas/extent")
     assert float(extent.findtext("xmin")) < 0 < float(extent.findtext("xmax"))
-    assert root.findtext("projectCrs/spatialrefsys/authid") == "EPSG:3857"
+    crs = root.find("projectCrs/spatialrefsys")
+    assert crs.findtext("authid") == "EPSG:3857" and crs.findtext("srsid") == "3857"
+    assert crs.findtext("proj4").startswith("+proj=merc") and crs.findtext("wkt").startswith("PROJCRS[")
+
+
+def test_tile_layers_carry_labels_and_what_their_indicators_mean(themed_app):
+    root = parse(themed_app.test_client().get("/qgis/connectivite.qlr").data)
+    tiles = next(layer for layer in root.iter("maplayer") if layer.get("type") == "vector-tile")
+    labels = {s.get("layer"): s for s in tiles.find("labeling").iter("style")}
+    assert {"regions", "departements", "communes", "etablissements"} <= set(labels)
+    assert labels["regions"].find("settings/text-style").get("fieldName") == "nom"
+    abstract = tiles.findtext("resourceMetadata/abstract")
+    assert "Débit descendant (Mbit/s) : Débit descendant mesuré" in abstract
+
+
+def test_a_style_file_styles_a_tile_layer_added_by_hand(themed_app):
+    response = themed_app.test_client().get("/qgis/connectivite.qml")
+    assert response.status_code == 200 and response.mimetype == "application/x-qgis-style"
+    root = parse(response.data)
+    assert root.tag == "qgis" and root.find("renderer").get("type") == "basic"
+    assert len(root.findall("renderer/styles/style")) > 5 and root.find("labeling/styles/style") is not None
+    assert themed_app.test_client().get("/qgis/meteo.qml").status_code == 404
 
 
 def test_unknown_style_is_a_404(themed_app):
@@ -110,6 +137,7 @@ def live_themed(themed_app) -> str:
         yield url
 
 
+@pytest.mark.qgis
 def test_qgis_loads_both_files(live_themed, tmp_path):
     """QGIS itself (headless) reads both files: styled tile layers, and Features layers that return features."""
     assert Path("/usr/lib/python3/dist-packages/qgis").exists(), "QGIS is not installed: run `make system`"
@@ -119,10 +147,22 @@ def test_qgis_loads_both_files(live_themed, tmp_path):
         result = qgis_check(path, tmp_path)
         assert result.returncode == 0, result.stdout + result.stderr
         assert "vector tile layers: valid" in result.stdout, result.stdout
+        assert "labels: enabled" in result.stdout, result.stdout
         assert "features layers: valid" in result.stdout, result.stdout
+    assert "project crs: EPSG:3857 valid" in result.stdout, result.stdout
 
 
-def qgis_check(path: Path, home: Path, attempts: int = 3) -> subprocess.CompletedProcess:
+def test_qgis_styles_a_tile_layer_added_by_hand_with_the_style_file(live_themed, tmp_path):
+    """The docs/qgis.md recipe: a generic vector tile connection, then *Load Style…* with our .qml."""
+    path = tmp_path / "connectivite.qml"
+    path.write_bytes(requests.get(f"{live_themed}/qgis/connectivite.qml", timeout=30).content)
+    url = f"{live_themed}/tiles/etablissements,regions,academies,departements,epci,communes/{{z}}/{{x}}/{{y}}.mvt"
+    result = qgis_check(path, tmp_path, url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "vector tile layers: valid" in result.stdout and "labels: enabled" in result.stdout, result.stdout
+
+
+def qgis_check(path: Path, home: Path, *args: str, attempts: int = 3) -> subprocess.CompletedProcess:
     """`qgis_load.py` on a file, run again when QGIS itself dies of a signal.
 
     QGIS 3.22's OGC API - Features reader now and then corrupts its heap while reading features
@@ -130,7 +170,7 @@ def qgis_check(path: Path, home: Path, attempts: int = 3) -> subprocess.Complete
     own verdicts (exit 0 or 1) are never retried.
     """
     for _ in range(attempts):
-        result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path)], capture_output=True, text=True,
+        result = subprocess.run(["/usr/bin/python3", str(QGIS_CHECK), str(path), *args], capture_output=True, text=True,
                                 timeout=180, env={"QT_QPA_PLATFORM": "offscreen", "HOME": str(home)})
         if result.returncode >= 0:
             break

@@ -186,6 +186,7 @@ def test_losing_the_database_answers_503_quickly_and_the_server_recovers_by_itse
         assert server.get("/tiles/etablissements/12/2020/1400.mvt").status_code in OK
 
 
+@pytest.mark.national
 def test_a_killed_postgis_ingest_leaves_the_previous_version_serving(postgis_url, tmp_path):
     manifest = small_manifest(tmp_path, SAMPLES / "annuaire-education-94-val-de-marne-2026.csv", departement="94")
     first = ingest_into(postgis_url, tmp_path / "cache", manifest)

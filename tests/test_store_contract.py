@@ -22,7 +22,7 @@ QUERIES = [
     FeatureQuery("etablissements", bbox=BBox(-1.7, 48.0, -1.5, 48.2)),
     FeatureQuery("etablissements", bbox=BBox(2.0, 40.0, -1.5, 50.0), limit=100),
     FeatureQuery("etablissements", equals=(("type", ("college", "lycee")),)),
-    FeatureQuery("etablissements", equals=(("effectif", ("420", 95)),)),
+    FeatureQuery("etablissements", equals=(("effectif", (420, 95)),)),
     FeatureQuery("etablissements", equals=(("education_prioritaire", (True,)),)),
     FeatureQuery("etablissements", equals=(("uai", ("0350004P", "nope")),)),
     FeatureQuery("etablissements", sortby=(("ips", False),), limit=100),
@@ -50,9 +50,6 @@ BAD_QUERIES = [  # each with the error both stores must raise
     (FeatureQuery("etablissements", sortby=(("password", True),)), BadRequest),
     (FeatureQuery("etablissements", sortby=(('nom"; DROP TABLE x; --', True),)), BadRequest),
     (FeatureQuery("etablissements", equals=(("nope", ("x",)),)), BadRequest),
-    (FeatureQuery("etablissements", equals=(("effectif", ("1.5",)),)), BadRequest),
-    (FeatureQuery("etablissements", equals=(("effectif", ("many",)),)), BadRequest),
-    (FeatureQuery("etablissements", equals=(("education_prioritaire", ("maybe",)),)), BadRequest),
     (FeatureQuery("etablissements", filter=object()), BadRequest),
     (FeatureQuery("etablissements", limit=-1), BadRequest),
     (FeatureQuery("etablissements", offset=-5), BadRequest),
@@ -223,7 +220,7 @@ def test_query_bbox_across_the_antimeridian_goes_east_from_west(snapshot, small_
     assert ids(page) == ["0350001L", "0350002M", "0350005R"]
 
 
-def test_query_equals_matches_any_value_typed_by_field(snapshot, small_dataset):
+def test_query_equals_matches_any_of_its_typed_values(snapshot, small_dataset):
     layer = small_dataset.layers["etablissements"]
 
     def query(*equals, **more):
@@ -231,12 +228,11 @@ def test_query_equals_matches_any_value_typed_by_field(snapshot, small_dataset):
 
     page = query(("type", ("college", "lycee")))
     assert (ids(page), page.matched) == (school_ids(layer, lambda r: r["type"] in {"college", "lycee"}), 3)
-    assert ids(query(("effectif", ("420",)))) == ["0350002M"]
-    assert ids(query(("effectif", (420.0, 95)))) == ["0350002M", "0941001C"]
+    assert ids(query(("effectif", (420,)))) == ["0350002M"]
+    assert ids(query(("effectif", (420, 95)))) == ["0350002M", "0941001C"]
     expected = school_ids(layer, lambda r: r["education_prioritaire"] is True)
-    assert ids(query(("education_prioritaire", ("true",)))) == expected
     assert ids(query(("education_prioritaire", (True,)))) == expected
-    assert ids(query(("ips", ("88",)))) == ["0941001C"]
+    assert ids(query(("ips", (88.0,)))) == ["0941001C"]
     page = query(("statut", ("public",)), ("type", ("college",)), bbox=BBox(-1.6, 48.0, -1.5, 48.2))
     assert (ids(page), page.matched) == (["0350005R"], 1)
 

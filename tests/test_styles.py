@@ -12,7 +12,7 @@ import pytest
 
 from styles import palettes
 from styles.catalogue import StyleSource, style_ids, theme_indicators
-from styles.classes import SHARE_BREAKS, for_aggregates, for_schools
+from styles.classes import for_aggregates, for_schools, format_number
 from styles.maplibre import build_style
 from tests.themed import ZOOMS, catalogue
 from tileserver.core.settings import Settings
@@ -92,17 +92,39 @@ def test_a_chosen_level_shows_alone_at_every_zoom(themed_app):
     assert sorted(outlines) == ["departements-outline", "epci-outline", "regions-outline"]
 
 
-def test_themes_colour_by_their_main_indicator_with_the_catalogue_classes(themed_app):
+def published_entry(app, indicator: str) -> dict:
+    """An indicator's catalogue entry as the app's version published it."""
+    return next(e for e in app.extensions["ecarto.store"].current().catalogue() if e["id"] == indicator)
+
+
+def test_territories_are_coloured_by_the_classes_computed_for_their_level(themed_app):
     style = themed_app.test_client().get("/styles/connectivite").get_json()
-    fill = next(layer for layer in style["layers"] if layer["id"] == "departements-fill")["paint"]["fill-color"]
+    layers = {layer["id"]: layer for layer in style["layers"]}
+    fill = layers["departements-fill"]["paint"]["fill-color"]
     assert fill[0] == "case" and fill[-1] == palettes.NO_DATA
     step = fill[2]
     assert step[:2] == ["step", ["get", "debit_descendant_mbps"]]
-    assert step[3::2] == [8, 30, 100, 300]  # the breaks of sources/local.toml
+    speed = published_entry(themed_app, "debit_descendant_mbps")
+    assert step[3::2] == speed["breaks_by_level"]["departements"] != [8, 30, 100, 300]
+    assert layers["communes-fill"]["paint"]["fill-color"][2][3::2] == speed["breaks_by_level"]["communes"]
+    # single schools keep the catalogue's limits, set for them
+    assert layers["etablissements-points"]["paint"]["circle-color"][2][3::2] == [8, 30, 100, 300]
     assert style["metadata"]["ecarto:indicator"] == "debit_descendant_mbps"
+    legend = style["metadata"]["ecarto:legend"]
+    labels = [c["label"] for c in legend["levels"]["departements"]["classes"]]
+    assert labels[0] == f"< {format_number(speed['breaks_by_level']['departements'][0])}" and len(labels) == 5
+    assert legend["territories"] == legend["levels"]["regions"]  # the first level of the automatic mode
+    assert legend["auto"][0] == ["regions", 0, 6]
+    assert legend["levels"]["departements"]["no_data"]["colour"] == palettes.NO_DATA
+
+
+def test_the_catalogue_classes_stay_available_as_an_override(themed_app):
+    style = themed_app.test_client().get("/styles/connectivite?classes=catalogue&level=departements").get_json()
+    fill = next(layer for layer in style["layers"] if layer["id"] == "departements-fill")["paint"]["fill-color"]
+    assert fill[2][3::2] == [8, 30, 100, 300]
     legend = style["metadata"]["ecarto:legend"]["territories"]
     assert [c["label"] for c in legend["classes"]] == ["< 8", "8 – 30", "30 – 100", "100 – 300", "≥ 300"]
-    assert legend["no_data"]["colour"] == palettes.NO_DATA
+    assert themed_app.test_client().get("/styles/connectivite?classes=autres").status_code == 400
 
 
 def test_yes_no_indicators_are_shares_on_territories_and_clusters(themed_app):
@@ -110,7 +132,8 @@ def test_yes_no_indicators_are_shares_on_territories_and_clusters(themed_app):
     layers = {layer["id"]: layer for layer in style["layers"]}
     assert style["metadata"]["ecarto:indicator"] == "ent"
     territory = layers["communes-fill"]["paint"]["fill-color"]
-    assert territory[2][3::2] == list(SHARE_BREAKS)
+    ent = published_entry(themed_app, "ent")
+    assert territory[2][3::2] == ent["breaks_by_level"]["communes"]
     cluster = json.dumps(layers["etablissements-clusters"]["paint"]["circle-color"])
     assert '"ent_sum"' in cluster and '"ent_n"' in cluster and '["*", 100' in cluster
     point = layers["etablissements-points"]["paint"]["circle-color"]

@@ -106,6 +106,7 @@ def test_fields_override_the_autodetected_properties():
     assert dict(zip(academies.codes, academies.names, strict=True))["10"] == "LYON"
 
 
+@pytest.mark.national
 def test_communes_are_all_loaded_one_repaired_with_their_departement(communes):
     territories, report, _ = communes
     dataset = report.datasets["communes"]
@@ -116,6 +117,7 @@ def test_communes_are_all_loaded_one_repaired_with_their_departement(communes):
     assert deps["2A004"] == "2A" and deps["97105"] == "971" and deps["01001"] == "01"
 
 
+@pytest.mark.national
 def test_epci_are_the_union_of_their_communes(communes, epci):
     built, report, _ = epci
     dataset = report.datasets["epci"]
@@ -128,6 +130,7 @@ def test_epci_are_the_union_of_their_communes(communes, epci):
     assert built.geometries[lyon].area == pytest.approx(shapely.area(communes[0].geometries[members]).sum())
 
 
+@pytest.mark.national
 def test_former_commune_codes_lead_to_the_epci_of_their_commune_nouvelle(epci):
     built, report, _ = epci
     assert built.members["01015"] == built.members["01340"] == "200040350"  # Arboys en Bugey absorbed 01340
@@ -136,6 +139,7 @@ def test_former_commune_codes_lead_to_the_epci_of_their_commune_nouvelle(epci):
     assert any(n.startswith("4 commune polygons belong to no EPCI") and "29155" in n for n in notes)
 
 
+@pytest.mark.national
 def test_without_history_merged_communes_find_no_epci(communes):
     report = Report()
     built = epci_from_membership(data(DECOUPAGE / "epci.json"), communes[0], report=report.dataset("epci", "e"))
@@ -143,6 +147,7 @@ def test_without_history_merged_communes_find_no_epci(communes):
     assert "01340" not in built.members
 
 
+@pytest.mark.national
 def test_communes_and_epci_are_read_well_under_twenty_seconds(communes, epci):
     # processor time, not wall time: other processes sharing the machine do not count
     assert communes[2] + epci[2] < 20, f"communes {communes[2]:.1f} s, EPCI {epci[2]:.1f} s"

@@ -104,6 +104,39 @@ def test_filters_apply_before_clustering(client, dataset):
     assert sorted(single) == sorted(i + 1 for i in wanted)  # single schools are filtered too
 
 
+@pytest.mark.parametrize("z", [3, 8, CLUSTER_MAXZOOM])
+def test_a_territory_filter_keeps_its_schools_and_clusters_them_alike(client, dataset, z):
+    codes = Counter(column(dataset, "code_commune"))
+    commune = codes.most_common(2)[1][0]
+    wanted = [i for i, c in enumerate(column(dataset, "code_commune")) if c == commune]
+    found, debit_sum, ids = 0, 0.0, set()
+    for tile in school_tiles(dataset, z):
+        for f in features(client, "etablissements", tile, f"?code_commune={commune}").get("etablissements", []):
+            found += f["properties"].get("point_count", 1)
+            debit_sum += f["properties"].get("debit_sum", f["properties"].get("debit") or 0.0)
+            ids.add(f["id"])
+    assert found == len(wanted)
+    assert math.isclose(debit_sum, sum(column(dataset, "debit")[i] or 0.0 for i in wanted), rel_tol=1e-9)
+    if z >= CLUSTER_MAXZOOM:
+        assert ids == {i + 1 for i in wanted}
+    else:  # the same cells, so the same cluster ids, as the unfiltered tiles
+        xy = school_positions(dataset)[wanted]
+        cx, cy = cell_of(xy[:, 0], xy[:, 1], z, CELLS)
+        assert ids == set((cx * ((1 << z) * CELLS) + cy).tolist())
+
+
+def test_territory_filters_are_checked_and_kept_in_tilejson(client, dataset):
+    commune = column(dataset, "code_commune")[0]
+    doc = client.get(f"/tiles/etablissements.json?code_commune={commune}").get_json()
+    assert doc["tiles"][0].endswith(f".mvt?v={doc['tiles'][0].split('?v=')[1].split('&')[0]}&code_commune={commune}")
+    west, south, east, north = doc["bounds"]
+    lon, lat, zoom = doc["center"]
+    assert west <= lon <= east and south <= lat <= north and doc["minzoom"] <= zoom <= doc["maxzoom"]
+    assert client.get("/tiles/etablissements/3/4/2.mvt?code_commune=35;DROP").status_code == 400
+    assert client.get("/tiles/etablissements/3/4/2.mvt?code_region=53").status_code == 400  # schools carry no region
+    assert client.get("/tiles/etablissements/3/4/2.mvt?code_canton=1").status_code == 400
+
+
 def test_a_cluster_sits_at_the_mean_of_its_schools(client, dataset):
     z = 8
     xy = school_positions(dataset)
@@ -167,7 +200,9 @@ def test_the_same_tile_from_both_stores_decodes_to_the_same_features(tmp_path, p
     names = ["etablissements", "communes", "departements"]
     try:
         for tile in tiles:
-            for filters in (TileFilter(), TileFilter(types=("college",), statuts=("prive",))):
+            commune = (("code_commune", column(dataset, "code_commune")[0]),)
+            for filters in (TileFilter(), TileFilter(types=("college",), statuts=("prive",)),
+                            TileFilter(statuts=("public",), territories=commune)):
                 embedded, postgis = (decode(s.tile(tile, layers=names, filters=filters)) for s in snapshots)
                 assert embedded.keys() == postgis.keys(), tile
                 for name in embedded:

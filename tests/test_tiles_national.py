@@ -18,7 +18,7 @@ from tileserver.core.settings import Settings
 from tileserver.core.store import TileFilter
 from tileserver.core.stores import open_store
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.national]
 
 
 

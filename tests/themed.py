@@ -17,6 +17,7 @@ from shapely.geometry import MultiPolygon, box
 
 from ingest.clusters import build_clusters
 from ingest.manifest import load_manifest
+from ingest.summaries import published_catalogue, territory_summaries
 from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
 from tileserver.core.mercator import to_mercator
 
@@ -53,9 +54,10 @@ def themed_dataset(n_schools: int = 3000, seed: int = 7) -> Dataset:
     layers = {SCHOOLS: schools}
     for level in GRIDS:
         layers[level] = _territories(level, codes[level], types, values, entries)
+    published = published_catalogue(catalogue(), layers)
     return Dataset(layers=layers, clusters=_clusters(lon, lat, types, statuts, values),
-                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=16, catalogue=catalogue(),
-                   report={"datasets": {}})
+                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=16, catalogue=published,
+                   report={"datasets": {}}, summaries=territory_summaries(published, layers))
 
 
 def _values(rng: np.random.Generator, entry: dict, n: int) -> np.ndarray:

@@ -8,12 +8,26 @@ import os
 import socket
 import sys
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
+from ingest.manifest import default_manifest_path
 from tileserver.core.errors import ConfigError, EcartoError
 from tileserver.core.settings import Settings
 
+if TYPE_CHECKING:
+    from ingest.manifest import Manifest
+    from tileserver.core.store import Store
+
 log = logging.getLogger("ecarto")
+
+
+class DefaultsHelp(argparse.ArgumentDefaultsHelpFormatter):
+    """Every --help shows each option's default, except for flags and options with none."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False:
+            return action.help
+        return super()._get_help_string(action)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,40 +48,49 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ecarto", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ecarto", description=__doc__, formatter_class=DefaultsHelp)
+    database = os.environ.get("ECARTO_DATABASE", Settings.database)
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    ingest = commands.add_parser("ingest", help="download, check and publish a new data version")
-    ingest.add_argument("--sources", type=Path, help="sources manifest (TOML); default: the official sources")
+    ingest = commands.add_parser("ingest", help="download, check and publish a new data version",
+                                 formatter_class=DefaultsHelp)
+    ingest.add_argument("--sources", type=Path, default=default_manifest_path(),
+                        help="sources manifest (TOML); the default is the official sources")
     ingest.add_argument("--mirror", default=os.environ.get("ECARTO_MIRROR"),
                         help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
-    ingest.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
+    ingest.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
     ingest.add_argument("--cache-dir", type=Path, default=Path(os.environ.get("ECARTO_CACHE_DIR", "var/cache")),
-                        help="where downloads are kept (default var/cache)")
+                        help="where downloads are kept (ECARTO_CACHE_DIR)")
     ingest.add_argument("--no-progress", action="store_true", help="no progress bars")
     ingest.add_argument("--allow-partial", action="store_true",
                         help="publish even when a main indicator is lost (the version says `partial`)")
+    ingest.add_argument("--if-changed", action="store_true",
+                        help="do nothing when the published version was made from these very sources and code")
     ingest.set_defaults(run=_ingest)
 
-    sources = commands.add_parser("sources", help="the sources manifest")
+    sources = commands.add_parser("sources", help="the sources manifest", formatter_class=DefaultsHelp)
     check = sources.add_subparsers(dest="action", required=True).add_parser(
-        "check", help="fetch the head of every source and check the columns the manifest needs")
-    check.add_argument("--sources", type=Path, help="sources manifest (TOML); default: the official sources")
+        "check", help="fetch the head of every source and check the columns the manifest needs",
+        formatter_class=DefaultsHelp)
+    check.add_argument("--sources", type=Path, default=default_manifest_path(),
+                       help="sources manifest (TOML); the default is the official sources")
     check.add_argument("--mirror", default=os.environ.get("ECARTO_MIRROR"),
                        help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
     check.set_defaults(run=_check)
 
-    serve = commands.add_parser("serve", help="serve tiles and features with gunicorn")
-    serve.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
-    serve.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}")
-    serve.add_argument("--workers", type=int, default=2)
-    serve.add_argument("--threads", type=int, default=4)
+    serve = commands.add_parser("serve", help="serve tiles and features with gunicorn", formatter_class=DefaultsHelp)
+    serve.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
+    serve.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}",
+                       help="HOST:PORT to listen on (the port from PORT when set)")
+    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
+    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
     serve.set_defaults(run=_serve)
 
-    seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive")
+    seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive",
+                               formatter_class=DefaultsHelp)
     seed.add_argument("--output", type=Path, required=True, help="the .pmtiles file to write")
-    seed.add_argument("--database", help="a .gpkg path or a postgresql:// URL (or ECARTO_DATABASE)")
+    seed.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
     seed.add_argument("--layers", help="comma list of collections (default: all)")
     seed.add_argument("--minzoom", type=int, help="first zoom (default: the lowest of the layers)")
     seed.add_argument("--maxzoom", type=int, help="last zoom (default: the highest of the layers)")
@@ -85,6 +108,9 @@ def _ingest(args: argparse.Namespace) -> int:
     manifest = load_manifest(args.sources)
     store = open_store(settings.database, settings)
     try:
+        if args.if_changed and (same := _same_sources(store, manifest)):
+            print(f"{settings.database} already holds version {same} of {manifest.origin}: nothing to ingest")
+            return 0
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
                               progress=not args.no_progress, allow_partial=args.allow_partial)
     finally:
@@ -93,6 +119,16 @@ def _ingest(args: argparse.Namespace) -> int:
     partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
     print(f"published version {version.id} to {settings.database}{partial}")
     return 0
+
+
+def _same_sources(store: Store, manifest: Manifest) -> str | None:
+    """The id of the served version if an ingest of `manifest` made it, with today's ingest code."""
+    from ingest.manifest import fingerprint
+
+    served = store.current()
+    if served is not None and served.version.report.get("fingerprint") == fingerprint(manifest):
+        return served.version.id
+    return None
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -137,7 +173,10 @@ def _serve(args: argparse.Namespace) -> NoReturn:
     command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
                "--threads", str(args.threads), "--reuse-port", "--limit-request-line", "0",
                "--access-logfile", "-", "tileserver.web.app:create_app()"]
-    print(f"serving {settings.database} on http://{args.bind}/", file=sys.stderr)
+    # With --reuse-port gunicorn's arbiter opens no socket (each worker binds its own after the fork),
+    # so its "Listening at:" line is empty: this line says where the server listens.
+    print(f"serving {settings.database} on http://{args.bind}/ ({args.workers} workers sharing the port)",
+          file=sys.stderr)
     os.execv(sys.executable, command)
 def check_free(bind: str) -> None:
     """Refuse an address another server listens on, which `--reuse-port` would let gunicorn share.

@@ -150,3 +150,4 @@ class Dataset:
     catalogue: list[dict]  # the indicator catalogue, as published (drives styles and legends)
     report: dict  # the ingest report (see ingest.report)
     rasters: dict[str, dict] = field(default_factory=dict)  # raster id -> metadata incl. local path
+    summaries: dict[str, dict[str, dict]] = field(default_factory=dict)  # level -> code -> what its sheet compares

@@ -20,3 +20,4 @@ class MediaType(StrEnum):
     PROBLEM = "application/json"
     XML = "application/xml"
     QLR = "application/x-qgis-layer-definition"
+    QGS = "application/x-qgis-project"

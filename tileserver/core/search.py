@@ -2,7 +2,8 @@
 
 Rank by rank (`textsearch`: whole name, start, start of a word, anywhere, another property), each
 collection with searchable text gives its best `limit` rows of that rank, in its order (larger first,
-then by name); the lists are merged, territories before schools on an equal rank, the larger first
+then by name); the lists are merged, on an equal rank the most local territory level first (the commune
+"Rennes" before the académie of that name), schools last, and within a level the larger first
 (`CollectionInfo.size_property`: a territory's school count, a commune's population when the data has
 it). Once `limit` results are found, worse ranks are not asked for, so a short prefix costs an index
 range rather than a sort of every name containing it; collections of a few thousand features at most
@@ -23,7 +24,8 @@ from tileserver.core.textfold import search_key
 # How a territory's label names its level when its name alone could be another level's ("Rennes").
 LEVEL_WORDS = {"epci": "EPCI", "academies": "académie", "regions": "région"}
 _CODE = re.compile(r"^[0-9][0-9A-Za-z]{1,8}$")  # 35, 2A0..., 35238, 200000172, 0350001L
-_ORDER = ("communes", "epci", "departements", "academies", "regions", SCHOOLS)  # on equal rank and size
+# On an equal rank, the most local level first: "Rennes" is the commune before the académie that bears its name.
+_ORDER = ("communes", "epci", "departements", "academies", "regions", SCHOOLS)
 SMALL = 5000  # features: a collection this small is asked for every rank at once (a sort of a few rows)
 
 
@@ -40,10 +42,15 @@ class Hit:
     size: float | None
 
     def order(self) -> tuple:
-        """The merge order: rank, territories first, larger first, level, then name and key (as each store orders)."""
+        """The merge order: rank, level (territories before schools), larger first, then name and key.
+
+        >>> commune = Hit("communes", "35238", "Rennes", "Rennes (35)", None, 0, 120)
+        >>> academie = Hit("academies", "14", "Rennes", "Rennes (académie)", None, 0, 3900)
+        >>> [h.collection for h in sorted([academie, commune], key=Hit.order)]
+        ['communes', 'academies']
+        """
         level = _ORDER.index(self.collection) if self.collection in _ORDER else len(_ORDER)
-        return (self.rank, self.collection == SCHOOLS, self.size is None, -(self.size or 0), level,
-                search_key(self.name), self.id)
+        return (self.rank, level, self.size is None, -(self.size or 0), search_key(self.name), self.id)
 
 
 def search(snap: Snapshot, text: str, *, limit: int) -> list[Hit]:

@@ -19,20 +19,20 @@ PREFIX = "ECARTO_"
 class Settings:
     """Everything an operator can set; each field is read from `ECARTO_<NAME>`."""
 
-    database: str = "var/ecarto.gpkg"
+    database: str = "var/ecarto.gpkg"  # a GeoPackage path or a postgresql:// URL
     base_url: str = ""  # the public URL prefix; when set, no request header changes a link
     trusted_proxies: str = ""  # comma-separated IPs/CIDRs whose X-Forwarded-* headers are believed
-    cors_origins: str = "*"
+    cors_origins: str = "*"  # the Access-Control-Allow-Origin every response carries
     cache_bytes: int = 256 * 1024 * 1024  # in-process tile cache, per worker
-    cache_control: str = "public, max-age=3600"
-    default_limit: int = 10
-    max_limit: int = 10_000
-    max_filter_depth: int = 20
-    max_filter_length: int = 20_000
+    cache_control: str = "public, max-age=3600"  # Cache-Control of tiles and features
+    default_limit: int = 10  # features per page when the request gives no `limit`
+    max_limit: int = 10_000  # the largest `limit` a request may ask; above it is a 400
+    max_filter_depth: int = 20  # nesting depth of a CQL2 filter; deeper is a 400
+    max_filter_length: int = 20_000  # characters of a CQL2 filter; longer is a 400
     version_check_seconds: float = 1.0  # how often a worker looks for a newly published version
     basemap_url: str = ""  # a MapLibre style URL under /map, or a raster `{z}/{x}/{y}` template in the styles
-    db_pool_size: int = 4
-    db_timeout_seconds: float = 5.0
+    db_pool_size: int = 4  # PostGIS connections per worker (pool maximum)
+    db_timeout_seconds: float = 5.0  # PostGIS connect and pool wait; past it a 503, not a hang
     assets_dir: str = "var/assets"  # files of a PostGIS version (raster COGs), one folder per version
     request_timeout: float = 10.0  # seconds one database statement (or one streamed page) may run
     max_expensive: int = 2  # filtered item requests at once per worker (keep below db_pool_size); more: 503

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from shapely.geometry.base import BaseGeometry
 
 from tileserver.core.dataset import Dataset, Field, Layer, size_property
-from tileserver.core.errors import BadRequest, NotFound
+from tileserver.core.errors import NotFound
 from tileserver.core.grid import BBox, Tile
 
 
@@ -124,6 +124,13 @@ class VersionMeta:
         """The indicator catalogue this version was built with (a copy: styles may change it)."""
         return copy.deepcopy(self._meta["catalogue"])
 
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary of each territory of `level` (empty for levels it did not summarise).
+
+        Shared by every request that reads this version: callers read it and never change it.
+        """
+        return self._meta.get("summaries", {}).get(level, {})
+
     def meta(self) -> dict:
         """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.
 
@@ -138,44 +145,14 @@ class VersionMeta:
 
 
 WORLD = BBox(-180.0, -90.0, 180.0, 90.0)  # the extent given to an empty collection
-_BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
-
-
-def typed(field: Field, value: Any) -> Any:
-    """A filter value as the field's column holds it, or a 400 saying why it cannot be.
-
-    >>> typed(Field("n", "integer"), "12"), typed(Field("ok", "boolean"), "true"), typed(Field("t", "number"), 2)
-    (12, True, 2.0)
-    """
-    try:
-        if field.type == "boolean":
-            return value if isinstance(value, bool) else _BOOLEAN_WORDS[str(value).strip().lower()]
-        if field.type == "integer":
-            return _integer(value)
-        return {"string": str, "number": float}[field.type](value)
-    except (KeyError, TypeError, ValueError):
-        raise BadRequest(f"{field.name}={value!r} is not a valid {field.type}") from None
-
-
-def _integer(value: Any) -> int:
-    """An int from an int, or from a number or string with no fractional part.
-
-    >>> _integer("12"), _integer(3.0), _integer("1e3")
-    (12, 3, 1000)
-    """
-    if isinstance(value, bool):
-        raise ValueError(value)
-    number = float(value)
-    if not number.is_integer() or not -(2**63) <= number < 2**63:  # beyond every integer column's range
-        raise ValueError(value)
-    return int(number)
 
 
 @dataclass(frozen=True)
 class FeatureQuery:
     """A page of features: every filter is already parsed and in lon/lat (CRS84).
 
-    `filter` is a pygeofilter AST; `equals` holds simple property equality filters (each value
+    `filter` is a pygeofilter AST; `equals` holds simple property equality filters, typed as the
+    property's column holds them (the web layer types request strings: `params.equals`; each value
     list is an OR); `sortby` pairs a property with True for ascending; `q` holds text search terms
     (search keys, ORed; see `textsearch`), which order the page best match first unless `sortby` is given.
     """
@@ -210,12 +187,21 @@ class FeaturePage:
     matched: int | None
 
 
+# The school properties a tile can be limited by, one territory code each (`?code_departement=35`).
+TERRITORY_FILTERS = ("code_commune", "code_epci", "code_departement", "code_academie", "code_region")
+
+
 @dataclass(frozen=True)
 class TileFilter:
-    """Filters applied to schools before clustering (empty tuple = no filter)."""
+    """Filters applied to schools before clustering (empty tuple = no filter).
+
+    `territories` pairs a property of `TERRITORY_FILTERS` with a code, in that order; a school
+    passes when it has every one of them.
+    """
 
     types: tuple[str, ...] = ()
     statuts: tuple[str, ...] = ()
+    territories: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -246,6 +232,10 @@ class Snapshot(Protocol):
 
     def meta(self) -> dict:
         """Version-wide metadata: cluster zoom, cell count, raster list; shared, so read and never changed."""
+        ...
+
+    def summaries(self, level: str) -> Mapping[str, dict]:
+        """Code -> the ingest's summary (`TerritorySummary.to_dict`) of each territory of a level; shared."""
         ...
 
     def query(self, q: FeatureQuery) -> FeaturePage:

@@ -19,7 +19,8 @@ from enum import StrEnum
 import numpy as np
 
 from tileserver.core.dataset import COUNTED_TYPES, Field
-from tileserver.core.grid import Tile
+from tileserver.core.grid import Tile, tile_size
+from tileserver.core.mercator import ORIGIN
 from tileserver.core.store import CollectionInfo, GeneralisedRange, TileFilter
 
 COUNT_FIELDS = ("point_count", *(f"n_{t}" for t in COUNTED_TYPES))
@@ -109,6 +110,40 @@ def grid_side(z: int, cells: int) -> int:
     64
     """
     return (1 << z) * cells
+
+
+def cell_of(x: np.ndarray, y: np.ndarray, z: int, cells: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column and row of the cluster cell holding each point (EPSG:3857 metres) at zoom z.
+
+    >>> cell_of(np.array([0.0]), np.array([0.0]), 0, 16)
+    (array([8]), array([8]))
+    """
+    size = tile_size(z) / cells
+    limit = (1 << z) * cells - 1
+    cx = np.clip(np.floor((x + ORIGIN) / size), 0, limit).astype(np.int64)
+    cy = np.clip(np.floor((ORIGIN - y) / size), 0, limit).astype(np.int64)
+    return cx, cy
+
+
+def school_rows(x: np.ndarray, y: np.ndarray, types: np.ndarray, statuts: np.ndarray,
+                values: Mapping[str, np.ndarray], z: int, cells: int) -> dict[str, np.ndarray]:
+    """Single schools as rows of the `clusters` table (one school each), for `aggregate`.
+
+    The clusters table has no territory, so a tile limited to one territory clusters that
+    territory's schools when it is asked for; each school lands in the cell the ingest gives it.
+    >>> rows = school_rows(np.array([0.0]), np.array([0.0]), np.array(["ecole"]), np.array(["public"]),
+    ...                    {"ips": np.array([np.nan])}, 0, 16)
+    >>> rows["cx"].tolist(), rows["n"].tolist(), rows["ips_sum"].tolist(), rows["ips_n"].tolist()
+    ([8], [1], [0.0], [0])
+    """
+    cx, cy = cell_of(x, y, z, cells)
+    rows = {"cx": cx, "cy": cy, "type": types, "statut": statuts, "n": np.ones(len(x), dtype=np.int64),
+            "sx": x, "sy": y}
+    for name, v in values.items():
+        known = ~np.isnan(v)
+        rows[f"{name}_sum"] = np.where(known, v, 0.0)
+        rows[f"{name}_n"] = known.astype(np.int64)
+    return rows
 
 
 @dataclass

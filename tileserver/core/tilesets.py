@@ -57,13 +57,22 @@ def extent(infos: Sequence[CollectionInfo]) -> BBox:
     )
 
 
-def center(box: BBox, z: int) -> list[float]:
-    """A [lon, lat, zoom] centre of a box (TileJSON order).
+METROPOLE = (2.5, 46.6)  # lon, lat: the middle of metropolitan France
+FRANCE_ZOOM = 5  # the zoom a TileJSON centre suggests: metropolitan France fills a screen
 
-    >>> center(BBox(-5.0, 41.0, 10.0, 51.0), 5)
-    [2.5, 46.0, 5]
+
+def center(box: BBox, z: int) -> list[float]:
+    """A [lon, lat, zoom] centre of a box (TileJSON order): metropolitan France when the box holds it.
+
+    The overseas départements stretch the box of French data from the Caribbean to the Indian
+    Ocean, and its middle falls in the Atlantic.
+    >>> center(BBox(-63.2, -21.4, 55.8, 51.1), 5), center(BBox(55.2, -21.4, 55.9, -20.8), 8)
+    ([2.5, 46.6, 5], [55.55, -21.1, 8])
     """
-    return [(box.west + box.east) / 2, (box.south + box.north) / 2, z]
+    lon, lat = METROPOLE
+    if box.west <= lon <= box.east and box.south <= lat <= box.north:
+        return [lon, lat, z]
+    return [round((box.west + box.east) / 2, 6), round((box.south + box.north) / 2, 6), z]
 
 
 def tilejson(infos: Sequence[CollectionInfo], *, tiles_url: str, sums: Sequence[str], name: str) -> dict[str, Any]:
@@ -79,7 +88,7 @@ def tilejson(infos: Sequence[CollectionInfo], *, tiles_url: str, sums: Sequence[
         "minzoom": minzoom,
         "maxzoom": maxzoom,
         "bounds": list(box),
-        "center": center(box, minzoom),
+        "center": center(box, min(max(minzoom, FRANCE_ZOOM), maxzoom)),
         "vector_layers": [
             {
                 "id": info.id,

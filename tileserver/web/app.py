@@ -14,7 +14,7 @@ from tileserver.core.store import Store
 from tileserver.core.stores import open_store
 from tileserver.web import params
 from tileserver.web.admission import Admission
-from tileserver.web.cache import TileCache
+from tileserver.web.cache import SummaryCache, TileCache
 from tileserver.web.proxies import TrustedProxies, vary_headers
 from tileserver.web.shortcut import ERROR, TileShortcut
 
@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes)
     app.extensions["ecarto.admission"] = Admission(settings.max_expensive)
+    app.extensions["ecarto.summaries"] = SummaryCache()
     app.wsgi_app = TileShortcut(TrustedProxies(app.wsgi_app, settings), store=store, cache=cache, settings=settings,
                                 cors=cors_headers(settings.cors_origins))
     for name in BLUEPRINTS:

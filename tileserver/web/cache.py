@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from cachetools import LRUCache
 from flask import Response, request
@@ -58,10 +59,10 @@ def mvt_key(version: str, names: tuple[str, ...], tile: Tile, filters: TileFilte
     """The cache key of a vector tile: every value its bytes depend on, the data version first.
 
     >>> mvt_key("20260101T000000000000", ("regions",), Tile(3, 2, 5))
-    ('mvt', '20260101T000000000000', ('regions',), 3, 2, 5, (), ())
+    ('mvt', '20260101T000000000000', ('regions',), 3, 2, 5, (), (), ())
     """
     filters = filters or TileFilter()
-    return ("mvt", version, names, tile.z, tile.x, tile.y, filters.types, filters.statuts)
+    return ("mvt", version, names, tile.z, tile.x, tile.y, filters.types, filters.statuts, filters.territories)
 
 
 class TileCache:
@@ -100,6 +101,24 @@ class TileCache:
     @property
     def bytes_used(self) -> int:
         return int(self._cache.currsize) if self._cache is not None else 0
+
+
+class SummaryCache:
+    """Territories summarised on request (communes, for their sheets), kept per (version, level, code)."""
+
+    def __init__(self, size: int = 2048):
+        self._entries: LRUCache = LRUCache(maxsize=size)
+        self._lock = threading.Lock()
+
+    def get_or_make(self, key: tuple[str, str, str], make: Callable[[], Any]) -> Any:
+        """The kept value for `key`, made (outside the lock) and kept when absent."""
+        with self._lock:
+            found = self._entries.get(key)
+        if found is None:
+            found = make()
+            with self._lock:
+                self._entries[key] = found
+        return found
 
 
 def cached_tile(cache: TileCache, snap: Snapshot, names: tuple[str, ...], tile: Tile,

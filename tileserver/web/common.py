@@ -37,7 +37,10 @@ API_FORMATS = {"json": MediaType.OPENAPI, "html": MediaType.HTML}
 def landing() -> Response:
     """Where a client starts: links to the API description, conformance and data."""
     fmt = _format(JSON_OR_HTML)
-    body = {"title": TITLE, "description": DESCRIPTION, "links": landing_links(context.base_url(), fmt)}
+    snap = context.store().current()
+    layers = [c.id for c in snap.collections()] if snap else []
+    links = landing_links(context.base_url(), fmt) + resource_links(context.base_url(), layers)
+    body = {"title": TITLE, "description": DESCRIPTION, "links": links}
     return pages.page("landing.html", body, title=TITLE) if fmt == "html" else jsonify(body)
 
 
@@ -85,9 +88,34 @@ def landing_links(base: str, fmt: str) -> list[dict[str, str]]:
         (f"{base}/collections?f=html", "data", MediaType.HTML, "Collections as HTML"),
         (f"{base}/indicators", "describedby", MediaType.JSON, "Indicator catalogue: sources, licences, vintages"),
         (f"{base}/indicators?f=html", "describedby", MediaType.HTML, "Les indicateurs, leurs sources et millésimes"),
-        (f"{base}/map", "related", MediaType.HTML, "La carte"),
     ]
     return [link(*entry) for entry in entries]
+
+
+# Every other resource, by the endpoint that serves it: linked only when this app has it.
+RESOURCES = (
+    ("maps.map_page", "/map", MediaType.HTML, "La carte"),
+    ("maps.embed_page", "/embed", MediaType.HTML, "Intégrer la carte dans un autre site"),
+    ("maps.label_tilejson", "/map/labels.json", MediaType.JSON, "Tuiles des noms des territoires (TileJSON)"),
+    ("styles.styles_list", "/styles", MediaType.JSON, "Styles MapLibre, un par thème"),
+    ("tiles.tile_matrix_sets", "/tileMatrixSets", MediaType.JSON, "Grilles de tuiles (OGC API - Tiles)"),
+    ("raster.rasters", "/raster", MediaType.JSON, "Couches raster : densités et indicateurs lissés"),
+    ("qgis.project", "/qgis/project.qgs", MediaType.QGS, "Projet QGIS de toutes les couches"),
+    ("search.search", "/search?q=Rennes", MediaType.JSON, "Recherche d'établissements et de lieux (q=Rennes)"),
+    ("versions.versions", "/versions", MediaType.JSON, "Versions publiées et rapports d'ingestion"),
+    ("versions.health", "/health", MediaType.JSON, "État du service"),
+)
+
+
+def resource_links(base: str, layers: list[str]) -> list[dict[str, str]]:
+    """Links to the map, styles, rasters, QGIS, versions... and the TileJSON of every published layer."""
+    served = {rule.endpoint for rule in current_app.url_map.iter_rules()}
+    links = [link(f"{base}{path}", "related", media, title)
+             for endpoint, path, media, title in RESOURCES if endpoint in served]
+    if layers and "tiles.tilejson" in served:
+        links.append(link(f"{base}/tiles/{','.join(layers)}.json", "related", MediaType.JSON,
+                          "Tuiles vectorielles de toutes les couches (TileJSON)"))
+    return links
 
 
 def _format(offered: dict[str, str]) -> str:

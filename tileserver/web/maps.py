@@ -1,9 +1,10 @@
 """What people look at: the map page (`/map`, `?embed=1` for iframes), `/embed`, and MapLibre itself.
 
-MapLibre GL JS is an npm dependency installed by `make setup`; it is served from `node_modules`
-by this app, never from a CDN, so the map works on a network without the internet. Territory
-names come from label tiles (`/map/labels/{z}/{x}/{y}.mvt`): one point per territory, so a name
-shows once per view.
+MapLibre GL JS is served by this app, never from a CDN, so the map works on a network without the
+internet. Its files are vendored in `static/vendor/maplibre-gl/` (package data, BSD-3-Clause with its
+LICENSE.txt), copied from the npm package by `make vendor`; a test checks they match `node_modules`.
+Territory names come from label tiles (`/map/labels/{z}/{x}/{y}.mvt`): one point per territory, so a
+name shows once per view.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from tileserver.web.styles import style_source
 from tileserver.web.tiles import parse_tile
 
 blueprint = Blueprint("maps", __name__)
-MAPLIBRE_DIST = Path(__file__).resolve().parents[2] / "node_modules" / "maplibre-gl" / "dist"
-VENDOR_FILES = ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css",
-                "maplibre-gl.mjs.map", "maplibre-gl-worker.mjs.map")
+MAPLIBRE_DIST = Path(__file__).resolve().parent / "static" / "vendor" / "maplibre-gl"
+VENDOR_FILES = ("maplibre-gl.mjs", "maplibre-gl-worker.mjs", "maplibre-gl.css", "LICENSE.txt")
 
 
 @blueprint.get("/map")
@@ -65,11 +65,9 @@ def embed_page() -> str:
 
 @blueprint.get("/static/vendor/maplibre-gl/<name>")
 def maplibre(name: str) -> Response:
-    """MapLibre GL JS from the npm package (the worker is found beside the module)."""
+    """MapLibre GL JS, as vendored (the worker is found beside the module)."""
     if name not in VENDOR_FILES:
         raise NotFound(f"no vendor file {name!r}")
-    if not (MAPLIBRE_DIST / name).is_file():
-        raise NotFound("MapLibre GL JS is not installed: run `make setup` (npm install)")
     response = send_from_directory(MAPLIBRE_DIST, name, max_age=86400)
     if name.endswith(".mjs"):
         response.mimetype = "text/javascript"

@@ -11,7 +11,7 @@ from typing import Any
 from tileserver.core import crs
 from tileserver.core.media import MediaType
 from tileserver.core.settings import Settings
-from tileserver.core.store import CollectionInfo
+from tileserver.core.store import TERRITORY_FILTERS, CollectionInfo
 
 Schema = dict[str, Any]
 
@@ -197,6 +197,8 @@ def _tile_paths(ids: list[str] | None) -> Schema:
     school_filters = [
         _query("type", words, "School types to keep, comma-separated (ecole, college, lycee...)"),
         _query("statut", {**words, "pattern": "^(public|prive)(,(public|prive))*$"}, "School status to keep"),
+        *(_query(name, {"type": "string", "pattern": "^[0-9A-Za-z]{1,12}$"},
+                 f"Keep the schools of one territory: its code ({name})") for name in TERRITORY_FILTERS),
     ]
     version = _query("v", {"type": "string"}, "Data version the client expects (cache busting)")
     mvt = {"200": _response("A Mapbox Vector Tile", {MediaType.MVT: {"type": "string", "format": "binary"}}),
@@ -278,7 +280,9 @@ def _other_paths() -> Schema:
         "/styles": _op("Map styles", "getStyles", [], _json_ok("Style list"), "Styles"),
         "/styles/{styleId}": _op("A MapLibre style", "getStyle", [
             style, _query("indicator", {"type": "string"}, "Indicator to colour by"),
-            _query("level", {"type": "string"}, "Territory level (default: by zoom)")],
+            _query("level", {"type": "string"}, "Territory level (default: by zoom)"),
+            _query("classes", {"type": "string", "enum": ["donnees", "catalogue"]},
+                   "Class limits: computed per level from the data (default), or the catalogue's fixed ones")],
             _json_ok("MapLibre style JSON"), "Styles"),
         "/map": _op("The interactive map", "getMap", [], html_ok("The map page"), "Maps"),
         "/embed": _op("The map, for embedding", "getEmbed", [], html_ok("The embeddable map"), "Maps"),
@@ -293,6 +297,8 @@ def _other_paths() -> Schema:
         "/qgis/{styleId}.qlr": _op("QGIS layer definition", "getQgisLayer", [style],
                                    {"200": _response("A QGIS layer file", {MediaType.QLR: {"type": "string"}})},
                                    "Maps"),
+        "/qgis/{styleId}.qml": _op("QGIS style of a vector tile layer", "getQgisStyle", [style], {"200": _response(
+            "A QGIS style file", {"application/x-qgis-style": {"type": "string"}})}, "Maps"),
     }
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from shapely.geometry.base import BaseGeometry
 from werkzeug.datastructures import MIMEAccept, MultiDict
@@ -17,6 +17,7 @@ from werkzeug.routing import IntegerConverter
 
 from tileserver.core import crs as crs_
 from tileserver.core import textsearch
+from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest, NotAcceptable, NotFound, UnknownParameter
 from tileserver.core.grid import BBox
 from tileserver.core.media import MediaType
@@ -337,8 +338,11 @@ def _utc(moment: datetime) -> float:
     return moment.timestamp() if moment.tzinfo else moment.replace(tzinfo=UTC).timestamp()
 
 
-def equals(args: MultiDict, info: CollectionInfo, reserved: Collection[str]) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """Property equality filters (`?type=college&type=lycee` is an OR); any other unknown name is a 400."""
+def equals(args: MultiDict, info: CollectionInfo, reserved: Collection[str]) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    """Property equality filters typed as their columns hold them (`?type=college&type=lycee` is an OR).
+
+    Any other unknown name, or a value its property's type cannot hold, is a 400.
+    """
     filters = []
     for name in args:
         if name in reserved:
@@ -346,5 +350,33 @@ def equals(args: MultiDict, info: CollectionInfo, reserved: Collection[str]) -> 
         if info.field(name) is None and name != info.key:
             known = sorted({*reserved, *(f.name for f in info.fields)})
             raise UnknownParameter(f"unknown query parameter {name[:100]!r}; known: {', '.join(known)}")
-        filters.append((name, tuple(args.getlist(name))))
+        field = info.field(name) or Field(name, "string")
+        filters.append((name, tuple(typed(field, value) for value in args.getlist(name))))
     return tuple(filters)
+
+
+_BOOLEAN_WORDS = {"true": True, "1": True, "false": False, "0": False}
+
+
+def typed(field: Field, raw: str) -> Any:
+    """A property filter's request string as the property's column holds it, or a 400 saying why not.
+
+    >>> typed(Field("n", "integer"), "12"), typed(Field("ok", "boolean"), "true"), typed(Field("t", "number"), "2")
+    (12, True, 2.0)
+    >>> typed(Field("n", "integer"), "1e3"), typed(Field("nom", "string"), " x")
+    (1000, ' x')
+    """
+    if field.type == "string":
+        return raw
+    if field.type == "boolean":
+        word = raw.strip().lower()
+        if word not in _BOOLEAN_WORDS:
+            raise BadRequest(f"{field.name}={raw[:50]!r} is not a valid boolean (true, false, 1 or 0)")
+        return _BOOLEAN_WORDS[word]
+    value = number(field.name, raw)
+    if field.type == "number":
+        return value
+    if not value.is_integer() or not -(2**63) <= value < 2**63:  # beyond every integer column's range
+        raise BadRequest(f"{field.name}={raw[:50]!r} is not a valid integer")
+    return int(value)
+

@@ -13,11 +13,23 @@ blueprint = Blueprint("styles", __name__)
 STYLE_MEDIA = "application/vnd.mapbox.style+json"
 
 
-def style_source() -> StyleSource:
-    """What this request's styles are built from: the version's catalogue and zooms, our public URL."""
+CLASSES = ("donnees", "catalogue")  # `?classes=`: limits computed from the data per level, or the catalogue's
+
+
+def style_source(classes: str = CLASSES[0]) -> StyleSource:
+    """What this request's styles are built from: the version's catalogue and zooms, our public URL.
+
+    `classes="catalogue"` drops the limits computed per level, so the catalogue's fixed `breaks`
+    colour every level (an override for maps that must keep the same classes from year to year).
+    """
+    if classes not in CLASSES:
+        raise BadRequest(f"classes={classes!r}; expected one of {', '.join(CLASSES)}")
     snap = context.snapshot()
+    catalogue = snap.catalogue()
+    if classes == "catalogue":
+        catalogue = [{**entry, "breaks_by_level": {}} for entry in catalogue]
     return StyleSource(
-        catalogue=snap.catalogue(),
+        catalogue=catalogue,
         zooms={c.id: (c.minzoom, c.maxzoom) for c in snap.collections()},
         base_url=context.base_url(),
         cluster_maxzoom=snap.meta()["cluster_maxzoom"],
@@ -53,9 +65,9 @@ def styles_list() -> Response:
 
 @blueprint.get("/styles/<style_id>")
 def style(style_id: str) -> Response:
-    """One MapLibre style; `?indicator=` picks another indicator of the theme, `?level=` one territory level."""
-    body = resolve(style_source(), style_id, request.args.get("indicator") or None,
-                   request.args.get("level") or AUTO)
+    """One style; `?indicator=` another indicator of the theme, `?level=` one level, `?classes=catalogue`."""
+    source = style_source(request.args.get("classes") or CLASSES[0])
+    body = resolve(source, style_id, request.args.get("indicator") or None, request.args.get("level") or AUTO)
     response = jsonify(body)
     response.headers["Cache-Control"] = context.settings().cache_control
     return response

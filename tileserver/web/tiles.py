@@ -4,7 +4,9 @@ A tile is made once per (data version, layers, tile, filters) and kept in the ap
 answers carry an ETag (304 on revalidation), 204 when the tile is empty, gzip when accepted.
 Malformed input is a 400, an unknown layer or a tile outside the grid a 404, before any store
 read. Query strings: `v` (the data version the client expects; tile URLs of the documents carry
-it), and the school filters `type` and `statut` (comma lists), applied before clustering.
+it), and the school filters `type` and `statut` (comma lists) and one territory code per level
+(`code_departement=35`, `code_commune`, `code_epci`, `code_academie`, `code_region`), applied
+before clustering.
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import MultiDict
 
 from tileserver.core import tilesets
-from tileserver.core.dataset import COUNTED_TYPES
+from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS
 from tileserver.core.errors import BadRequest, NotFound
 from tileserver.core.grid import MAX_ZOOM, Tile, is_valid
 from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.store import CollectionInfo, Snapshot, TileFilter
+from tileserver.core.store import TERRITORY_FILTERS, CollectionInfo, Snapshot, TileFilter
 from tileserver.web import context, params
 from tileserver.web.cache import cached_tile, tile_response
 
@@ -40,11 +42,12 @@ CONFORMANCE = (
     "http://www.opengis.net/spec/tms/2.0/conf/tilesetmetadata",
     "http://www.opengis.net/spec/tms/2.0/conf/json-tilesetmetadata",
 )
-FILTERS = ("type", "statut")
+FILTERS = ("type", "statut", *TERRITORY_FILTERS)
 TILE_PARAMETERS = ("v", *FILTERS)
 STATUTS = ("public", "prive")
 JSON = {"json": MediaType.JSON}
 _WORD = re.compile(r"^[a-z0-9_-]{1,40}$")
+_CODE = re.compile(r"^[0-9A-Za-z]{1,12}$")  # a territory code: 35, 2A, 971, 35238, 243500139
 _INDEX = re.compile(r"^[0-9]{1,8}$")
 
 
@@ -122,9 +125,18 @@ def collection_tile(cid: str, tms: str, tile_matrix: str, tile_row: str, tile_co
 def _tile(snap: Snapshot, infos: Sequence[CollectionInfo], tile: Tile, filters: TileFilter,
           version: str | None) -> Response:
     """The cached tile (made on a miss); a request for another data version is not kept by caches."""
+    check_territories(infos, filters)
     cached = cached_tile(context.cache(), snap, tuple(i.id for i in infos), tile, filters)
     current = version is None or version == snap.version.id
     return tile_response(cached, context.settings().cache_control if current else "no-cache")
+
+
+def check_territories(infos: Sequence[CollectionInfo], filters: TileFilter) -> None:
+    """A 400 for a territory filter on schools that do not carry that code in this version."""
+    schools = next((i for i in infos if i.id == SCHOOLS), None)
+    missing = [column for column, _ in filters.territories if schools is not None and schools.field(column) is None]
+    if missing:
+        raise BadRequest(f"{missing[0]}: the schools of this data version have no such code")
 
 
 def _document(body: dict) -> Response:
@@ -174,10 +186,12 @@ def parse_tile_args(args: MultiDict) -> tuple[TileFilter, str | None]:
 
 
 def parse_filters(args: MultiDict) -> TileFilter:
-    """`type` and `statut` comma lists, checked and put in a canonical order.
+    """`type` and `statut` comma lists, and territory codes, checked and put in a canonical order.
 
     >>> parse_filters(MultiDict([("type", "lycee,college"), ("statut", "public")]))
-    TileFilter(types=('college', 'lycee'), statuts=('public',))
+    TileFilter(types=('college', 'lycee'), statuts=('public',), territories=())
+    >>> parse_filters(MultiDict([("code_region", "53"), ("code_departement", "35")])).territories
+    (('code_departement', '35'), ('code_region', '53'))
     """
     types = _words("type", params.one(args, "type"))
     statuts = _words("statut", params.one(args, "statut"))
@@ -185,7 +199,20 @@ def parse_filters(args: MultiDict) -> TileFilter:
         unknown = sorted(set(given) - set(allowed))
         if unknown:
             raise BadRequest(f"{name} {unknown[0]!r} is not one of {', '.join(allowed)}")
-    return TileFilter(types, statuts)
+    return TileFilter(types, statuts, _territories(args))
+
+
+def _territories(args: MultiDict) -> tuple[tuple[str, str], ...]:
+    """The territory codes a tile's schools must have, in `TERRITORY_FILTERS` order."""
+    out = []
+    for name in TERRITORY_FILTERS:
+        code = params.one(args, name)
+        if code is None:
+            continue
+        if not _CODE.match(code):
+            raise BadRequest(f"{name}={code[:40]!r}: a territory code is letters and digits, such as 35 or 2A")
+        out.append((name, code))
+    return tuple(out)
 
 
 def _words(name: str, raw: str | None) -> tuple[str, ...]:
@@ -202,10 +229,11 @@ def _words(name: str, raw: str | None) -> tuple[str, ...]:
 def tile_query(version: str, filters: TileFilter) -> str:
     """The query string of the tile URLs of a document: the data version, then the filters.
 
-    >>> tile_query("20260101T000000000000", TileFilter(("college", "lycee"), ()))
-    '?v=20260101T000000000000&type=college,lycee'
+    >>> tile_query("20260101T000000000000", TileFilter(("college", "lycee"), (), (("code_departement", "35"),)))
+    '?v=20260101T000000000000&type=college,lycee&code_departement=35'
     """
-    pairs = [("v", version), ("type", ",".join(filters.types)), ("statut", ",".join(filters.statuts))]
+    pairs = [("v", version), ("type", ",".join(filters.types)), ("statut", ",".join(filters.statuts)),
+             *filters.territories]
     return "?" + urlencode([(k, v) for k, v in pairs if v], safe=",")
 
 

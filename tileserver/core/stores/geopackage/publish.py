@@ -107,6 +107,7 @@ def write_version(
         meta = {
             "version": version.id,
             "catalogue": dataset.catalogue,
+            "summaries": dataset.summaries,
             "cluster_maxzoom": dataset.cluster_maxzoom,
             "cluster_cells": dataset.cluster_cells,
             "cluster_sums": dataset.clusters.sums,

@@ -18,7 +18,7 @@ from tileserver.core import cql, textsearch
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
-from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, typed
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery
 from tileserver.core.stores.geopackage import geometry
 from tileserver.core.stores.geopackage.container import quote, rtree_name, search_table
 
@@ -138,7 +138,7 @@ def _where(info: CollectionInfo, known: dict[str, Field], q: FeatureQuery) -> tu
         clauses.append(_bbox_clause(info, q.bbox, params))
     for name, values in q.equals:
         column = _column(known, name)
-        params.extend(typed(known[name], v) for v in values)
+        params.extend(values)
         clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
     if q.filter is not None:
         sql, filter_params = cql_filter(info, q.filter)

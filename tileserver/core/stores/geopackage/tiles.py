@@ -49,6 +49,8 @@ def _read_layer(
 ) -> mvt.TileLayer:
     """The features of one layer of the tile."""
     info = layer_plan.info
+    if layer_plan.content is Content.CLUSTERS and filters.territories:
+        return _territory_clusters(conn, info, tile, meta["cluster_cells"], meta["cluster_sums"], filters)
     if layer_plan.content is Content.CLUSTERS:
         return _clusters(conn, info.id, tile, meta["cluster_cells"], meta["cluster_sums"], filters)
     if layer_plan.content is Content.POINTS:
@@ -77,6 +79,29 @@ def _clusters(
 
 def _points(conn: sqlite3.Connection, info: CollectionInfo, tile: Tile, filters: TileFilter) -> mvt.TileLayer:
     """The single schools of the tile that pass the filters, with every property."""
+    rows = _schools_of_tile(conn, info, tile, filters, _selected(info))
+    xy = np.array([(r[1], r[2]) for r in rows], dtype=float).reshape(-1, 2)
+    return _layer(info, shapely.points(xy), rows, first_property=3)
+
+
+def _territory_clusters(conn: sqlite3.Connection, info: CollectionInfo, tile: Tile, cells: int,
+                        sums: Sequence[str], filters: TileFilter) -> mvt.TileLayer:
+    """Clusters of the tile's schools in the filters' territories, made from the schools themselves."""
+    columns = ["type", "statut", *sums]
+    rows = _schools_of_tile(conn, info, tile, filters, ", ".join(map(quote, columns)))
+    if not rows:
+        return mvt.TileLayer(info.id, np.array([], dtype=object), [], {})
+    x, y = (np.array([r[i] for r in rows], dtype=float) for i in (1, 2))
+    kinds, statuts = (np.array([r[i] or "" for r in rows], dtype=object) for i in (3, 4))
+    values = {s: np.array([np.nan if r[5 + i] is None else float(r[5 + i]) for r in rows]) for i, s in enumerate(sums)}
+    table = tilecontent.aggregate(tilecontent.school_rows(x, y, kinds, statuts, values, tile.z, cells),
+                                  tile.z, cells, sums, filters)
+    return mvt.TileLayer(info.id, shapely.points(table.x, table.y), table.ids, table.columns)
+
+
+def _schools_of_tile(conn: sqlite3.Connection, info: CollectionInfo, tile: Tile, filters: TileFilter,
+                     selected: str) -> list[tuple]:
+    """Rows (fid, x3857, y3857, `selected`...) of the schools in the tile that pass the filters."""
     box = tile_bbox(tile)
     size = tile_size(tile.z)
     # the tile holding a point is computed as `grid.tile_at` does: comparing with the tile's edges
@@ -90,15 +115,16 @@ def _points(conn: sqlite3.Connection, info: CollectionInfo, tile: Tile, filters:
             params.extend(allowed)
             if _others(column, allowed):
                 params.extend(COUNTED_TYPES[:-1])
+    for column, code in filters.territories:
+        conditions.append(f"{quote(column)} = ?")
+        params.append(code)
     rtree = quote(rtree_name(info.id, "geom"))
     sql = (
-        f"SELECT fid, x3857, y3857, {_selected(info)} FROM {quote(info.id)} WHERE fid IN "
+        f"SELECT fid, x3857, y3857, {selected} FROM {quote(info.id)} WHERE fid IN "
         f"(SELECT id FROM {rtree} WHERE minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?) "
         f"AND {' AND '.join(conditions)}"
     )
-    rows = conn.execute(sql, params).fetchall()
-    xy = np.array([(r[1], r[2]) for r in rows], dtype=float).reshape(-1, 2)
-    return _layer(info, shapely.points(xy), rows, first_property=3)
+    return conn.execute(sql, params).fetchall()
 
 
 def _generalised_shapes(conn: sqlite3.Connection, info: CollectionInfo, band: int, z: int,

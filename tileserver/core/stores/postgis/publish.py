@@ -36,6 +36,7 @@ Physical schema (write SQL against this; `<id>` is a version id such as `2025010
 
 `meta` (in `ecarto.versions.meta`):
     {"catalogue": [...], "cluster_maxzoom": int, "cluster_cells": int, "cluster_sums": [ids],
+     "summaries": {level: {code: what its sheet compares}},
      "rasters": {id: {..., "path": absolute path of the copied file}},
      "collections": [{"id", "title", "description", "geometry_type", "key",
                       "fields": [{"name", "type", "title", "unit", "theme", "description"}],
@@ -78,6 +79,7 @@ def write_version(conn: psycopg.Connection, schema: str, dataset: Dataset) -> di
     _write_clusters(conn, schema, dataset.clusters)
     return {
         "catalogue": dataset.catalogue,
+        "summaries": dataset.summaries,
         "cluster_maxzoom": dataset.cluster_maxzoom,
         "cluster_cells": dataset.cluster_cells,
         "cluster_sums": list(dataset.clusters.sums),

@@ -16,7 +16,7 @@ from tileserver.core import cql, textsearch
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import BBox
-from tileserver.core.store import CollectionInfo, FeatureQuery, typed
+from tileserver.core.store import CollectionInfo, FeatureQuery
 
 ARRAY_TYPES = {
     "string": "text[]",
@@ -105,7 +105,7 @@ def _where(info: CollectionInfo, q: FeatureQuery) -> tuple[list[sql.Composable],
         conditions.append(
             sql.SQL("{} = ANY(%s::{})").format(sql.Identifier(field.name), sql.SQL(ARRAY_TYPES[field.type]))
         )
-        params.append([typed(field, v) for v in values])
+        params.append(list(values))
     if q.filter is not None:
         condition, filter_params = cql.to_postgis(info, q.filter)
         conditions.append(condition)

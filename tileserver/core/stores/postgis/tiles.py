@@ -35,20 +35,23 @@ def encode_tile(
     if not plans:
         return b""
     filtered = bool(filters.types or filters.statuts)
-    statement = _statement(schema, tuple(plans), tuple(meta["cluster_sums"]), filtered)
+    territories = tuple(column for column, _ in filters.territories)
+    statement = _statement(schema, tuple(plans), tuple(meta["cluster_sums"]), filtered, territories)
     with db.connection() as conn, conn.cursor(binary=True) as cur:
         row = cur.execute(statement, _params(tile, meta["cluster_cells"], filters)).fetchone()
     return bytes(row[0])
 
 
 @lru_cache(maxsize=512)
-def _statement(schema: str, plans: tuple[LayerPlan, ...], sums: tuple[str, ...], filtered: bool) -> bytes:
+def _statement(schema: str, plans: tuple[LayerPlan, ...], sums: tuple[str, ...], filtered: bool,
+               territories: tuple[str, ...] = ()) -> bytes:
     """A tile's SQL for these layers, composed once: at high zoom, composing cost more than the query.
 
     Without school filters (most requests) the statement has no filter clause, so neither the
-    server tests them nor the client sends their values.
+    server tests them nor the client sends their values. `territories` names the code columns
+    the schools are limited by (their codes are parameters).
     """
-    layers = [_layer(schema, p, sums, filtered) for p in plans]
+    layers = [_layer(schema, p, sums, filtered, territories) for p in plans]
     return sql.SQL("SELECT {}").format(sql.SQL(" || ").join(layers)).as_bytes(None)
 
 
@@ -67,16 +70,20 @@ def _params(tile: Tile, cells: int, filters: TileFilter) -> dict:
         "types": list(filters.types), "statuts": list(filters.statuts),
         "any_type": not filters.types, "any_statut": not filters.statuts,
         "other_types": tilecontent.OTHER_TYPE in filters.types, "counted": list(COUNTED_TYPES[:-1]),
+        "cell_size": tile_size(tile.z) / cells, **dict(filters.territories),
     }
 
 
-def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str], filtered: bool) -> sql.Composable:
+def _layer(schema: str, layer_plan: LayerPlan, sums: Sequence[str], filtered: bool,
+           territories: tuple[str, ...]) -> sql.Composable:
     """`ST_AsMVT` of one layer's features, '' when it has none."""
     info = layer_plan.info
-    if layer_plan.content is Content.CLUSTERS:
+    if layer_plan.content is Content.CLUSTERS and territories:
+        rows = _territory_clusters(schema, info, sums, filtered, territories)
+    elif layer_plan.content is Content.CLUSTERS:
         rows = _clusters(schema, sums, filtered)
     elif layer_plan.content is Content.POINTS:
-        rows = _points(schema, info, filtered)
+        rows = _points(schema, info, filtered, territories)
     else:
         rows = _shapes(schema, info, layer_plan.band.minzoom if layer_plan.band else None)
     # OFFSET 0 keeps the planner from pushing `geom IS NOT NULL` into the scan, where it would run
@@ -120,21 +127,54 @@ def _clusters(schema: str, sums: Sequence[str], filtered: bool) -> sql.Composabl
     )
 
 
-def _points(schema: str, info: CollectionInfo, filtered: bool) -> sql.Composable:
+def _points(schema: str, info: CollectionInfo, filtered: bool, territories: tuple[str, ...]) -> sql.Composable:
     """The single schools of the tile that pass the filters; the tile of a point as `grid.tile_at` finds it."""
+    return sql.SQL("SELECT t.fid, {fields}, {geom} FROM {schools}").format(
+        fields=_fields(info), geom=_geom(sql.SQL("t.geom3857")), schools=_schools(schema, info, filtered, territories)
+    )
+
+
+def _schools(schema: str, info: CollectionInfo, filtered: bool, territories: tuple[str, ...]) -> sql.Composable:
+    """`table t WHERE ...`: the schools of the tile that pass the filters."""
+    conditions = [sql.SQL(
+        "AND (%(any_type)s OR t.type = ANY(%(types)s) OR (%(other_types)s AND t.type <> ALL(%(counted)s))) "
+        "AND (%(any_statut)s OR t.statut = ANY(%(statuts)s))" if filtered else ""
+    )]
+    conditions += [sql.SQL("AND t.{} = {}").format(sql.Identifier(c), sql.Placeholder(c)) for c in territories]
     return sql.SQL(
-        "SELECT t.fid, {fields}, {geom} FROM {table} t WHERE t.geom3857 && {env} "
+        "{table} t WHERE t.geom3857 && {env} "
         "AND floor((ST_X(t.geom3857) + %(origin)s) / %(size)s) = %(x)s "
         "AND floor((%(origin)s - ST_Y(t.geom3857)) / %(size)s) = %(y)s {filters}"
+    ).format(table=sql.Identifier(schema, info.id), env=_BUFFERED, filters=sql.SQL(" ").join(conditions))
+
+
+def _territory_clusters(schema: str, info: CollectionInfo, sums: Sequence[str], filtered: bool,
+                        territories: tuple[str, ...]) -> sql.Composable:
+    """Clusters made from the tile's schools in the filters' territories (the clusters table has none).
+
+    Each school goes to the cell the ingest gives it, and the columns are those of `_clusters`.
+    """
+    counted = COUNTED_TYPES[:-1]
+    x, y = sql.SQL("ST_X(t.geom3857)"), sql.SQL("ST_Y(t.geom3857)")
+    counts = [sql.SQL("count(*)::bigint AS point_count")]
+    counts += [sql.SQL("count(*) FILTER (WHERE t.type = {})::bigint AS {}").format(sql.Literal(t),
+                                                                                   sql.Identifier(f"n_{t}"))
+               for t in counted]
+    counts.append(sql.SQL("count(*) FILTER (WHERE t.type IS NULL OR t.type <> ALL({}))::bigint AS {}").format(
+        sql.Literal(list(counted)), sql.Identifier(f"n_{tilecontent.OTHER_TYPE}")))
+    for s in sums:
+        field = info.field(s)
+        value = sql.SQL("t.{}::int" if field is not None and field.type == "boolean" else "t.{}").format(
+            sql.Identifier(s))
+        counts.append(sql.SQL("COALESCE(sum({}::float8), 0)::float8 AS {}").format(value, sql.Identifier(f"{s}_sum")))
+        counts.append(sql.SQL("count({})::bigint AS {}").format(value, sql.Identifier(f"{s}_n")))
+    return sql.SQL(
+        "SELECT floor(({x} + %(origin)s) / %(cell_size)s)::bigint * %(side)s "
+        "+ floor((%(origin)s - {y}) / %(cell_size)s)::bigint AS fid, {counts}, "
+        "{geom} FROM {schools} GROUP BY 1"
     ).format(
-        filters=sql.SQL(
-            "AND (%(any_type)s OR t.type = ANY(%(types)s) OR (%(other_types)s AND t.type <> ALL(%(counted)s))) "
-            "AND (%(any_statut)s OR t.statut = ANY(%(statuts)s))" if filtered else ""
-        ),
-        fields=_fields(info),
-        geom=_geom(sql.SQL("t.geom3857")),
-        table=sql.Identifier(schema, info.id),
-        env=_BUFFERED,
+        x=x, y=y, counts=sql.SQL(", ").join(counts), schools=_schools(schema, info, filtered, territories),
+        geom=_geom(sql.SQL("ST_SetSRID(ST_MakePoint(avg({}), avg({})), 3857)").format(x, y)),
     )
 
 
