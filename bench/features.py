@@ -92,9 +92,9 @@ def measure(database: str, *, seconds: float = 10.0, boxes: int = 200, seed: int
         store.close()
 
 
-def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
-    """Measure each store given on the command line and print one line per store."""
-    parser = argparse.ArgumentParser(prog="python -m bench.features", description=__doc__)
+def stores_and_seconds(argv: list[str] | None, prog: str, description: str | None) -> tuple[dict[str, str], float]:
+    """The stores (`--gpkg`, `--postgis`, at least one) and `--seconds` of a scenario run per store."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("--gpkg", help="an embedded store (.gpkg)")
     parser.add_argument("--postgis", help="a PostGIS store (postgresql://...)")
     parser.add_argument("--seconds", type=float, default=10.0)
@@ -102,8 +102,14 @@ def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> i
     stores = {name: url for name, url in (("geopackage", args.gpkg), ("postgis", args.postgis)) if url}
     if not stores:
         parser.error("give --gpkg, --postgis or both")
+    return stores, args.seconds
+
+
+def main(argv: list[str] | None = None, say: Callable[[str], None] = print) -> int:
+    """Measure each store given on the command line and print one line per store."""
+    stores, seconds = stores_and_seconds(argv, "python -m bench.features", __doc__)
     for name, url in stores.items():
-        rate = measure(url, seconds=args.seconds)
+        rate = measure(url, seconds=seconds)
         say(f"{name:11} bbox (département, limit 1000): " + ", ".join(f"{k} {v}" for k, v in asdict(rate).items()))
     return 0
 

@@ -38,7 +38,7 @@ _CONVERSE = {
 }
 _KINDS = {"string": "string", "integer": "number", "number": "number", "boolean": "boolean"}
 # pygeofilter's names of the CQL2 text functions (it reads CASEI as `lower`).
-_FOLDS = {"lower": textfold.CASEI, "casei": textfold.CASEI, "accenti": textfold.ACCENTI}
+FOLDS = {"lower": textfold.CASEI, "casei": textfold.CASEI, "accenti": textfold.ACCENTI}
 
 
 class Ident(NamedTuple):
@@ -107,9 +107,10 @@ class PostGIS(Dialect):
 class SQLite(Dialect):
     """The GeoPackage's SQLite: booleans are 0/1, GLOB is a case-sensitive LIKE, shapely tests geometries."""
 
-    def __init__(self, rtree: str, search: str = ""):
+    def __init__(self, rtree: str, search: str = "", extent: BaseGeometry | None = None):
         self.rtree = rtree
         self.search = search  # the FTS5 trigram table over the collection's search key columns
+        self.extent = extent  # the collection's, to tell a literal covering most of it
 
     def boolean(self, value: bool) -> Any:
         return int(value)
@@ -125,14 +126,39 @@ class SQLite(Dialect):
         relation = op if literal_first else _CONVERSE[op]
         west, south, east, north = geometry.bounds
         near = [
-            "fid IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx <= ", Param(east), " AND maxx >= ",
-            Param(west), " AND miny <= ", Param(north), " AND maxy >= ", Param(south), ")",
+            f"{self._key(geometry)} IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx <= ", Param(east),
+            " AND maxx >= ", Param(west), " AND miny <= ", Param(north), " AND maxy >= ", Param(south), ")",
         ]
         wkb = Param(shapely.to_wkb(geometry))
         if op == "disjoint":
-            intersects = [*near, " AND ecarto_relate(geom, 'intersects', ", wkb, ")"]
-            return ["(geom IS NOT NULL AND NOT (", *intersects, "))"]
-        return ["(", *near, " AND ecarto_relate(geom, ", Param(relation), ", ", wkb, "))"]
+            intersects = self._surely(geometry, "intersects", ["ecarto_relate(geom, 'intersects', ", wkb, ")"])
+            return ["(geom IS NOT NULL AND NOT (", *near, " AND ", *intersects, "))"]
+        tested = self._surely(geometry, relation, ["ecarto_relate(geom, ", Param(relation), ", ", wkb, ")"])
+        return ["(", *near, " AND ", *tested, ")"]
+
+    def _key(self, geometry: BaseGeometry) -> str:
+        """The feature key an R-tree subquery tests: see `rtree_key`."""
+        return "fid" if self.extent is None else rtree_key(geometry.bounds, self.extent)
+
+    def _surely(self, geometry: BaseGeometry, relation: str, tested: Fragment) -> Fragment:
+        """The test `tested`, skipped for the features whose R-tree box lies inside the literal: they surely relate.
+
+        A feature inside a box the literal covers intersects it; inside its interior, it is contained
+        by it too. For those the R-tree alone answers (its float32 boxes are rounded outward), and only
+        the features near the literal's edge are decoded and tested in Python: a world-sized or a
+        projected box then costs about what a plain bbox costs.
+        """
+        if relation not in ("intersects", "contains"):
+            return tested
+        inner = inner_box(geometry, interior=relation == "contains")
+        if inner is None:
+            return tested
+        west, south, east, north = inner
+        inside = [
+            "fid IN (SELECT id FROM ", Ident(self.rtree), " WHERE minx >= ", Param(west), " AND maxx <= ",
+            Param(east), " AND miny >= ", Param(south), " AND maxy <= ", Param(north), ")",
+        ]
+        return ["(", *inside, " OR ", *tested, ")"]
 
     def fold(self, fold: textfold.Fold, text: Fragment) -> Fragment:
         return [f"ecarto_{fold.name}(", *text, ")"]
@@ -151,6 +177,54 @@ class SQLite(Dialect):
         fts = ["fid IN (SELECT rowid FROM ", Ident(self.search), " WHERE ", Ident(self.search), " MATCH ",
                Param(f"{column} : ({phrases})"), ")"]
         return fts if pattern == [None, runs[0], None] else [*fts, " AND ", *match]
+
+
+def rtree_key(bounds: Sequence[float], extent: BaseGeometry) -> str:
+    """`fid`, or `+fid` (no index) when a box covers most of a collection's extent.
+
+    SQLite turns an OR of indexed terms into one index lookup per row and term; when most rows
+    match anyway, one scan of the table testing each term is several times cheaper.
+
+    >>> rtree_key((-180, -90, 180, 90), shapely.box(0, 0, 1, 1)), rtree_key((0, 0, 0.1, 0.1), shapely.box(0, 0, 1, 1))
+    ('+fid', 'fid')
+    """
+    if extent.area == 0:
+        return "fid"
+    return "+fid" if shapely.box(*bounds).intersection(extent).area / extent.area > 0.5 else "fid"
+
+
+SHRINK = (0.0, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8)  # fractions of the way to the centre tried
+
+
+def inner_box(geometry: BaseGeometry, *, interior: bool = False) -> tuple[float, float, float, float] | None:
+    """A box the geometry covers (with `interior`, inside its interior): its envelope shrunk toward its centre.
+
+    Not the largest such box, a cheap one: a rectangle or a reprojected box keeps most of its
+    envelope; None when the geometry has no area or nothing tried fits.
+
+    >>> inner_box(shapely.box(-180, -90, 180, 90))
+    (-180.0, -90.0, 180.0, 90.0)
+    >>> [round(v, 2) for v in inner_box(shapely.Polygon([(0, 0), (4, 0), (0, 4)]))]
+    [1.07, 1.07, 1.87, 1.87]
+    >>> inner_box(shapely.box(0, 0, 1, 1), interior=True)
+    (0.005, 0.005, 0.995, 0.995)
+    >>> inner_box(shapely.Point(1, 2)) is None
+    True
+    """
+    if geometry.area == 0:
+        return None
+    west, south, east, north = geometry.bounds
+    centre = geometry.centroid
+    if not geometry.contains(centre):
+        centre = geometry.point_on_surface()
+    test = shapely.contains_properly if interior else shapely.covers
+    shapely.prepare(geometry)
+    for f in SHRINK:
+        box = (west + (centre.x - west) * f, south + (centre.y - south) * f,
+               east - (east - centre.x) * f, north - (north - centre.y) * f)
+        if test(geometry, shapely.box(*box)):
+            return box
+    return None
 
 
 def _escape(text: str, special: str, escape: str) -> str:
@@ -336,7 +410,7 @@ class Translator:
 
     def folded(self, node: ast.Function) -> Operand:
         """CASEI(text) or ACCENTI(text): a property folded by the database, a literal folded here alike."""
-        fold = _FOLDS.get(node.name.lower())
+        fold = FOLDS.get(node.name.lower())
         if fold is None:
             raise BadRequest(f"filter: function {node.name[:50]!r} is not supported; CASEI and ACCENTI are")
         if len(node.arguments) != 1:
@@ -443,7 +517,7 @@ def render_postgis(fragment: Fragment) -> tuple[sql.Composed, list[Any]]:
 
 def to_sqlite(info: CollectionInfo, node: Any, *, rtree: str, search: str = "") -> tuple[str, list[Any]]:
     """A filter as SQLite text with `?` placeholders and its parameters; `rtree`, `search`: the table's indexes."""
-    return render_sqlite(Translator(info, SQLite(rtree, search)).condition(node))
+    return render_sqlite(Translator(info, SQLite(rtree, search, shapely.box(*info.extent))).condition(node))
 
 
 def render_sqlite(fragment: Fragment) -> tuple[str, list[Any]]:

@@ -53,6 +53,24 @@ class Unavailable(EcartoError):
     code = "ServiceUnavailable"
 
 
+class Timeout(Unavailable):
+    """A query ran past the request deadline (`ECARTO_REQUEST_TIMEOUT`) and was cancelled."""
+
+    code = "Timeout"
+
+    def __init__(self, description: str, *, retry_after: int | None = 10):
+        super().__init__(description, retry_after=retry_after)
+
+
+class Busy(Unavailable):
+    """Too many expensive requests run already in this worker (`ECARTO_MAX_EXPENSIVE`)."""
+
+    code = "Busy"
+
+    def __init__(self, description: str, *, retry_after: int | None = 2):
+        super().__init__(description, retry_after=retry_after)
+
+
 class IngestError(EcartoError):
     """An ingest cannot go on: a source is unreachable or unusable as a whole."""
 

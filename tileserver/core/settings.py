@@ -42,6 +42,9 @@ class Settings:
     warm_maxzoom: int = 8  # a new version's warm-up makes every tile up to this zoom (docs/scaling.md)
     warm_top: int = 2000  # and this many of the previous version's most requested tiles
     warm_deadline_seconds: float = 120.0  # a new version is served after this long, warm or not
+    request_timeout: float = 10.0  # seconds one database statement (or one streamed page) may run
+    max_expensive: int = 2  # filtered item requests at once per worker (keep below db_pool_size); more: 503
+    max_filter_cost: int = 50_000_000  # estimated row tests of a CQL2 filter (see `filtercost`); more is a 400
 
     def __post_init__(self) -> None:
         if self.default_limit < 1 or self.max_limit < 1:
@@ -54,6 +57,10 @@ class Settings:
             raise ConfigError("ECARTO_CACHE_BYTES cannot be negative")
         if self.db_pool_size < 1:
             raise ConfigError("ECARTO_DB_POOL_SIZE must be at least 1")
+        if not self.request_timeout > 0:
+            raise ConfigError("ECARTO_REQUEST_TIMEOUT must be a positive number of seconds")
+        if self.max_expensive < 1 or self.max_filter_cost < 1:
+            raise ConfigError("ECARTO_MAX_EXPENSIVE and ECARTO_MAX_FILTER_COST must be positive")
         if self.base_url and urlsplit(self.base_url).scheme not in ("http", "https"):
             raise ConfigError(f"ECARTO_BASE_URL={self.base_url!r} must start with http:// or https://")
         proxy_networks(self.trusted_proxies)

@@ -14,6 +14,7 @@ from tileserver.core.sharedcache import SharedCache
 from tileserver.core.store import Store
 from tileserver.core.stores import open_store
 from tileserver.web import params
+from tileserver.web.admission import Admission
 from tileserver.web.cache import SummaryCache, TileCache
 from tileserver.web.proxies import TrustedProxies, vary_headers
 from tileserver.web.shortcut import ERROR, TileShortcut
@@ -49,6 +50,7 @@ def create_app(settings: Settings | None = None, *, store: Store | None = None) 
     app.extensions["ecarto.settings"] = settings
     store = app.extensions["ecarto.store"] = store or open_store(settings.database, settings)
     cache = app.extensions["ecarto.cache"] = TileCache(settings.cache_bytes, SharedCache.from_settings(settings))
+    app.extensions["ecarto.admission"] = Admission(settings.max_expensive)
     app.extensions["ecarto.summaries"] = SummaryCache()
     gate = app.extensions["ecarto.gate"] = VersionGate(store, cache.shared, settings)
     app.wsgi_app = TileShortcut(TrustedProxies(app.wsgi_app, settings), gate=gate, cache=cache, settings=settings,

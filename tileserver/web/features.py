@@ -15,13 +15,13 @@ from urllib.parse import quote, urlencode
 
 from flask import Blueprint, Response, jsonify, request
 
-from tileserver.core import crs, geojson
+from tileserver.core import crs, filtercost, geojson
 from tileserver.core.dataset import Field
 from tileserver.core.errors import NotFound
 from tileserver.core.links import link
 from tileserver.core.media import MediaType
-from tileserver.core.store import CollectionInfo, Feature, FeatureQuery
-from tileserver.web import context, filters, pages, params
+from tileserver.core.store import CollectionInfo, Feature, FeatureQuery, Snapshot
+from tileserver.web import admission, context, filters, pages, params
 
 blueprint = Blueprint("features", __name__)
 
@@ -112,6 +112,12 @@ def items(cid: str) -> Response:
     """A page of features, filtered, sorted and reprojected as asked; streamed."""
     snap = context.snapshot()
     info = snap.collection(cid)
+    expensive = "filter" in request.args or "bbox-crs" in request.args  # parsing a long filter costs too
+    return admission.admitted(lambda: items_page(snap, info), expensive=expensive)
+
+
+def items_page(snap: Snapshot, info: CollectionInfo) -> Response:
+    """The response to an items request: parsed, the query run, its page streamed."""
     parsed = parse_items(info)
     page = snap.query(parsed.query)
     return items_response(info, parsed, page.features, page.matched)
@@ -145,9 +151,10 @@ def parse_items(info: CollectionInfo) -> ItemsRequest:
     )
     if box is not None and box.outline is not None:
         condition = filters.intersecting(condition, box.outline)
+    filtercost.check(condition, info, settings.max_filter_cost, indexed=info.searchable)
     query = FeatureQuery(
         collection=info.id,
-        bbox=box.envelope if box else None,
+        bbox=box.envelope if box and box.outline is None else None,  # an outline filter is tested already
         equals=equals,
         filter=condition,
         properties=params.properties(one("properties"), info),

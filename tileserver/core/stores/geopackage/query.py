@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
+import shapely
+
 from tileserver.core import cql, textsearch
 from tileserver.core.dataset import Field
 from tileserver.core.errors import BadRequest
@@ -160,16 +162,26 @@ def _dialect(info: CollectionInfo) -> cql.SQLite:
 
 
 def _bbox_clause(info: CollectionInfo, bbox: BBox, params: list) -> str:
-    """R-tree prefilter, then the exact test; a box across the antimeridian is split in two."""
+    """R-tree prefilter, then the exact test; a box across the antimeridian is split in two.
+
+    A feature whose R-tree box lies inside the bbox needs no exact test (the R-tree's float32 boxes
+    are rounded outward), so only the features across its edges are decoded and tested in Python.
+    """
     boxes = [bbox] if bbox.west <= bbox.east else [
         BBox(bbox.west, bbox.south, 180.0, bbox.north),
         BBox(-180.0, bbox.south, bbox.east, bbox.north),
     ]
+    rtree = quote(rtree_name(info.id, "geom"))
+    key = cql.rtree_key(bbox, shapely.box(*info.extent)) if len(boxes) == 1 else "fid"
+    inside = " OR ".join("(minx >= ? AND maxx <= ? AND miny >= ? AND maxy <= ?)" for _ in boxes)
     near = " OR ".join("(minx <= ? AND maxx >= ? AND miny <= ? AND maxy >= ?)" for _ in boxes)
     exact = " OR ".join("ecarto_intersects(geom, ?, ?, ?, ?)" for _ in boxes)
     for b in boxes:
         params.extend((b.east, b.west, b.north, b.south))
     for b in boxes:
+        params.extend((b.west, b.east, b.south, b.north))
+    for b in boxes:
         params.extend(b)
-    return f"fid IN (SELECT id FROM {quote(rtree_name(info.id, 'geom'))} WHERE {near}) AND ({exact})"
+    return (f"{key} IN (SELECT id FROM {rtree} WHERE {near})"
+            f" AND (fid IN (SELECT id FROM {rtree} WHERE {inside}) OR {exact})")
 

@@ -9,6 +9,7 @@ after the next publish replaced the served file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import sqlite3
 import threading
@@ -27,16 +28,18 @@ from tileserver.core.store import (
     VersionMeta,
 )
 from tileserver.core.stores.geopackage import geometry, layout, query, tiles
+from tileserver.core.stores.geopackage.deadline import BoundedConnection, paced
 
 
-def connect(path: str) -> sqlite3.Connection:
+def connect(path: str, timeout: float = math.inf) -> BoundedConnection:
     """A read-only connection to a version file, with the SQL functions our queries use.
 
-    `check_same_thread=False` only lets `close()` run from another thread: each connection is used
-    by the one thread that opened it.
+    Its statements run under `conn.bounded()` stop after `timeout` seconds. `check_same_thread=False`
+    only lets `close()` run from another thread: each connection is used by the one thread that opened it.
     """
     uri = f"file:{quote_uri(os.path.abspath(path))}?mode=ro&immutable=1"
-    conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+    conn = sqlite3.connect(uri, uri=True, check_same_thread=False, factory=BoundedConnection)
+    conn.seconds = timeout
     conn.create_function("ecarto_intersects", 5, geometry.intersects_box, deterministic=True)
     cql.register_sqlite(conn, geometry.decode)
     return conn
@@ -45,9 +48,10 @@ def connect(path: str) -> sqlite3.Connection:
 class GeoPackageSnapshot(VersionMeta):
     """Read access to the version in one GeoPackage file; its metadata is read once, at opening."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, timeout: float = math.inf):
         self.path = path
-        conn = connect(path)
+        self.timeout = timeout
+        conn = connect(path, timeout)
         try:
             meta = _read_meta(conn)
             self.version = _version(conn, meta["version"])
@@ -62,11 +66,11 @@ class GeoPackageSnapshot(VersionMeta):
         self._connections = [conn]
         self._guard = threading.Lock()
 
-    def connection(self) -> sqlite3.Connection:
+    def connection(self) -> BoundedConnection:
         """This thread's connection to the version file (opened on first use)."""
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _reopen(self._file, self.version.id)
+            conn = _reopen(self._file, self.version.id, self.timeout)
             with self._guard:
                 self._connections.append(conn)
             self._local.conn = conn
@@ -89,32 +93,38 @@ class GeoPackageSnapshot(VersionMeta):
         info = self.collection(q.collection)
         plan = query.plan(info, q)
         conn = self.connection()
-        if not q.count:
-            matched = None
-        elif plan.count is None:
-            matched = info.count
-        else:
-            matched = conn.execute(*_args(plan.count)).fetchone()[0]
-        cursor = conn.execute(*_args(plan.page))
-        return FeaturePage(features=query.read_features(cursor, plan.properties), matched=matched)
+        with conn.bounded():
+            if not q.count:
+                matched = None
+            elif plan.count is None:
+                matched = info.count
+            else:
+                matched = conn.execute(*_args(plan.count)).fetchone()[0]
+            cursor = conn.execute(*_args(plan.page))
+        rows = paced(conn, cursor, query.BATCH)
+        return FeaturePage(features=query.read_features(rows, plan.properties), matched=matched)
 
     def get(self, collection: str, fid: str) -> Feature | None:
         """One feature by its key, or None."""
         plan = query.lookup(self.collection(collection), fid)
-        rows = self.connection().execute(*_args(plan.page)).fetchall()
+        conn = self.connection()
+        with conn.bounded():
+            rows = conn.execute(*_args(plan.page)).fetchall()
         return next(query.read_features(rows, plan.properties), None)
 
     def tile(self, tile: Tile, *, layers: Sequence[str], filters: TileFilter) -> bytes:
         """One Mapbox Vector Tile holding the named layers (b'' when empty); see `tiles`."""
         infos = [self.collection(name) for name in layers]
-        return tiles.encode_tile(self.connection(), infos, self._meta, tile, filters)
+        conn = self.connection()
+        with conn.bounded():
+            return tiles.encode_tile(conn, infos, self._meta, tile, filters)
 
 
-def _reopen(path: str, version_id: str) -> sqlite3.Connection:
+def _reopen(path: str, version_id: str, timeout: float) -> BoundedConnection:
     """A new connection to a version file, checked to hold that version (else 503: retry)."""
     gone = Unavailable(f"data version {version_id} is no longer available; retry")
     try:
-        conn = connect(path)
+        conn = connect(path, timeout)
     except sqlite3.Error as e:
         raise gone from e
     try:

@@ -100,7 +100,7 @@ class GeoPackageStore:
         if identity is None:
             return None, None
         try:
-            return GeoPackageSnapshot(self.path), None
+            return GeoPackageSnapshot(self.path, self.settings.request_timeout), None
         except Unavailable as error:
             log.error("%s: %s", self.path, error.description)
             return None, f"the data store is damaged ({error.description}): publish again with `ecarto ingest`"

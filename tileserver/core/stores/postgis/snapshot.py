@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -44,11 +45,13 @@ class PostGISSnapshot(VersionMeta):
         """Features matching a query, sortby then key order; the rows stream as they are read."""
         info = self.collection(q.collection)
         statement = feature_sql(self.schema, info, q)
-        matched = info.count if q.count else None
+        matched, spent = (info.count if q.count else None), 0.0
         if statement.count is not None and q.count:
+            started = time.monotonic()
             with self.db.connection() as conn:
                 matched = conn.execute(statement.count, statement.where_params).fetchone()[0]
-        return FeaturePage(self._stream(statement.rows, statement.page_params, statement.properties), matched)
+            spent = time.monotonic() - started
+        return FeaturePage(self._stream(statement.rows, statement.page_params, statement.properties, spent), matched)
 
     def query_many(self, queries: Sequence[FeatureQuery]) -> list[FeaturePage]:
         """Several queries in one round trip (a pipeline), each page read whole: for small pages only."""
@@ -70,16 +73,26 @@ class PostGISSnapshot(VersionMeta):
         infos = [self.collection(name) for name in layers]
         return tiles.encode_tile(self.db, self.schema, infos, self._meta, tile, filters)
 
-    def _stream(self, statement: Any, params: list, properties: tuple[str, ...]) -> Iterator[Feature]:
-        """Features read through a server-side cursor, a batch at a time, holding a connection meanwhile."""
+    def _stream(self, statement: Any, params: list, properties: tuple[str, ...], spent: float) -> Iterator[Feature]:
+        """Features read through a server-side cursor, a batch at a time, holding a connection meanwhile.
+
+        The first batch shares the request deadline with the count (`spent` seconds of it are gone),
+        so the answer starts within one deadline; each later batch, a `FETCH`, has a deadline of its own.
+        """
         with (
             self.db.connection() as conn,
             conn.transaction(),
             conn.cursor(name="features", binary=True) as cur,
         ):
+            if spent:
+                self.db.limit(conn, self.db.timeout - spent)
             cur.execute(statement, params)
-            while rows := cur.fetchmany(BATCH):
+            rows = cur.fetchmany(BATCH)
+            if spent:
+                self.db.limit(conn, self.db.timeout)
+            while rows:
                 yield from _features(rows, properties)
+                rows = cur.fetchmany(BATCH)
 
 
 def _features(rows: Sequence[Sequence], properties: tuple[str, ...]) -> Iterator[Feature]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import threading
 import time
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from tileserver.core.errors import IngestError
 from tileserver.core.settings import Settings
 from tileserver.core.store import VersionInfo
 from tileserver.core.stores.postgis import versions
-from tileserver.core.stores.postgis.database import Database, check_connection, where
+from tileserver.core.stores.postgis.database import Database, check_connection, unbounded, where
 from tileserver.core.stores.postgis.publish import copy_rasters, write_version
 from tileserver.core.stores.postgis.snapshot import PostGISSnapshot
 
@@ -32,6 +33,7 @@ class PostGISStore:
         self._assets = Path(settings.assets_dir)
         self._db = Database(url, settings)
         self._next_check = float("-inf")
+        self._checking = threading.Lock()
         self._current_id: str | None = None
         self._snapshot: PostGISSnapshot | None = None
 
@@ -43,7 +45,7 @@ class PostGISStore:
         database that refuses the writes (a read-only role or server) is an `IngestError` that says why.
         """
         try:
-            with self._db.connection() as conn, versions.publishing(conn):
+            with self._db.connection() as conn, unbounded(conn), versions.publishing(conn):
                 version_id, created = versions.new_version()  # under the lock, so ids grow in publish order
                 version = VersionInfo(version_id, versions.created_text(created), dataset.report)
                 folder = self._assets / version_id
@@ -69,12 +71,19 @@ class PostGISStore:
         return self._assets
 
     def current(self) -> PostGISSnapshot | None:
-        """The version being served now (None before any publish)."""
+        """The version being served now (None before any publish).
+
+        One thread asks the database at a time; the others meanwhile serve the version known, so a
+        burst of requests (`/health` among them) never queues for the pool behind one look.
+        """
         now = time.monotonic()
-        if now >= self._next_check:
-            with self._db.connection() as conn:
-                self._current_id = versions.current_id(conn)
-            self._next_check = now + self._settings.version_check_seconds
+        if now >= self._next_check and self._checking.acquire(blocking=self._current_id is None):
+            try:
+                with self._db.connection() as conn:
+                    self._current_id = versions.current_id(conn)
+                self._next_check = now + self._settings.version_check_seconds
+            finally:
+                self._checking.release()
         version_id = self._current_id
         if version_id is None:
             return None
