@@ -149,7 +149,7 @@ def _client(url: str, **settings):
 
 
 def test_a_query_past_the_deadline_is_a_503_with_retry_after(national):
-    client, store = _client(national, request_timeout=0.5)
+    client, store = _client(national, request_timeout=0.2)
     folded = " OR ".join(ATTACK_TERM.replace("(nom)", f"({name})") for name in ("statut", "type"))
     try:
         response = client.get(_filter(folded))  # folds the text of every row, four times: 2 to 10 s
