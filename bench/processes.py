@@ -86,6 +86,10 @@ class Server:
         """PSS summed over the server's process tree, in MiB."""
         return sum(_pss_kb(pid) for pid in _tree(self.process.pid)) / 1024
 
+    def memory_by_process(self) -> list[float]:
+        """PSS of each process of the server (the first is the one the bench started), in MiB."""
+        return [round(_pss_kb(pid) / 1024, 1) for pid in _tree(self.process.pid)]
+
     def stop(self) -> None:
         """End the process group the bench started (TERM, then KILL after 10 s)."""
         if self.process.poll() is not None:

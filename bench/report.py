@@ -46,6 +46,8 @@ def extras(results: Results) -> str:
              for name, i in results.ingests.items()]
     lines += [f"ogr2ogr all schools, pages of 1000, {name}: {d['seconds']} s ({d['features']} features,"
               f" exit {d['returncode']})" for name, d in results.downloads.items()]
+    lines += [f"memory of {name} (PSS MiB, main process first, then its workers): {', '.join(map(str, mib))}"
+              for name, mib in results.memory.items()]
     lines += _scaling(results)
     lines += _landing(results.landing)
     lines += [f"target {t}" for t in targets(results)]
@@ -100,7 +102,7 @@ def _line(row: Row, by_server: dict[str, Row]) -> str:
         return f"{row.scenario:16} {row.server:15} {row.note}"
     load = row.load
     ratios = ["", "", ""]
-    if row.server in OURS:
+    if row.server.split("+")[0] in OURS:
         ratios = [_times(row, by_server.get("tipg")), _times(row, by_server.get("pygeoapi")),
                   _share(row, by_server.get("nginx-static"))]
     memory = f"{row.memory_mb:.0f}" if row.memory_mb is not None else ""
@@ -169,7 +171,7 @@ def _scenarios(rows: list[Row]) -> list[str]:
 
 
 def _rank(server: str) -> int:
-    return ORDER.index(server) if server in ORDER else len(ORDER)
+    return ORDER.index(server.split("+")[0]) if server.split("+")[0] in ORDER else len(ORDER)
 
 
 def _row_dict(row: Row) -> dict:
