@@ -29,7 +29,7 @@ DOWNLOAD_TARGET = 5.0  # seconds for ogr2ogr to copy every school, pages of 1000
 
 def table(results: Results) -> str:
     """Every measurement, grouped by scenario, with our rows' ratios to each peer and to the static ceiling."""
-    head = (f"{'scenario':16} {'server':15} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
+    head = (f"{'scenario':16} {'server':23} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
             f"{'MiB':>6} {'x tipg':>7} {'x pygeoapi':>10} {'of static':>9}")
     lines = [head, "-" * len(head)]
     for scenario in _scenarios(results.rows):
@@ -99,14 +99,14 @@ def write_json(results: Results, *, directory: Path, quick: bool, started: datet
 def _line(row: Row, by_server: dict[str, Row]) -> str:
     """One table line: the figures, or the reason they are missing."""
     if row.load is None:
-        return f"{row.scenario:16} {row.server:15} {row.note}"
+        return f"{row.scenario:16} {row.server:23} {row.note}"
     load = row.load
     ratios = ["", "", ""]
     if row.server.split("+")[0] in OURS:
         ratios = [_times(row, by_server.get("tipg")), _times(row, by_server.get("pygeoapi")),
                   _share(row, by_server.get("nginx-static"))]
     memory = f"{row.memory_mb:.0f}" if row.memory_mb is not None else ""
-    return (f"{row.scenario:16} {row.server:15} {load.rps:9.1f} {load.p50_ms:8.1f} {load.p95_ms:8.1f} "
+    return (f"{row.scenario:16} {row.server:23} {load.rps:9.1f} {load.p50_ms:8.1f} {load.p95_ms:8.1f} "
             f"{load.p99_ms:8.1f} {load.errors:6d} {memory:>6} {ratios[0]:>7} {ratios[1]:>10} {ratios[2]:>9}")
 
 

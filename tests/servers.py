@@ -36,11 +36,12 @@ ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp spells them
 
 @dataclass
 class LiveServer:
-    """A running server: its base URL, its main process and its log."""
+    """A running server: its base URL, its main process, its log and which server it is (granian, gunicorn)."""
 
     url: str
     process: subprocess.Popen
     log: Path
+    server: str
 
     def get(self, path: str, **kwargs) -> requests.Response:
         """GET `path` on the server (a fresh connection, so each call may reach another worker)."""
@@ -97,7 +98,7 @@ def serve(database: str, log: Path, *, workers: int = 2, server: str | None = No
     with open(log, "wb") as output:
         process = subprocess.Popen(command_line(port, workers, server), env=env, cwd=log.parent, stdout=output,
                                    stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log, server or SERVERS[0])
     try:
         _wait_until_up(server, workers)
         yield server
