@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp spells them
 
 
 @dataclass(frozen=True)
@@ -140,6 +141,24 @@ def peak_memory(server: Server, every: float = 0.5) -> Iterator[list[float]]:
         stop.set()
         thread.join()
         peak[0] = max(peak[0], server.memory_mb())
+
+
+def established_sockets(pid: int, port: int, state: str = ESTABLISHED) -> int:
+    """How many of a process's open files are TCP sockets of its local `port` (IPv4) in `state`."""
+    rows = [line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]]
+    established = {row[9] for row in rows if row[3] == state and int(row[1].split(":")[1], 16) == port}
+    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
+              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
+    return len(inodes & established)
+
+
+def listening_processes(root: int, port: int) -> int:
+    """How many processes of `root`'s tree listen on `port`: granian's workers each open a socket once booted."""
+    count = 0
+    for pid in _tree(root):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile listens no more
+            count += established_sockets(pid, port, state=LISTEN) > 0
+    return count
 
 
 def _answers(url: str) -> bool:

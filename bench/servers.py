@@ -14,11 +14,12 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from bench.clients import STREAM_LIMIT
-from bench.processes import Server, free_port, start_server
+from bench.processes import Server, free_port, listening_processes, start_server
 from bench.workload import SCHOOLS, Api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,7 +90,14 @@ def start_ours(name: str, database: str, *, workers: int, logs: Path, server: st
            "ECARTO_MAX_LIMIT": str(STREAM_LIMIT),  # so one response may stream every school
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     command = ["sh", "-c", "exec " + procfile_command(server=server)]
-    return start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)
+    started = start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)
+    deadline = time.monotonic() + 90
+    while listening_processes(started.process.pid, port) < workers:  # every worker warms its own cache
+        if time.monotonic() > deadline:
+            started.stop()
+            raise RuntimeError(f"{name}: fewer than {workers} workers listen after 90 s; see {started.log}")
+        time.sleep(0.1)
+    return started
 
 
 def have_nginx() -> bool:

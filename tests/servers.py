@@ -26,12 +26,11 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-from bench.processes import free_port
+from bench.processes import LISTEN, established_sockets, free_port
 from bench.servers import procfile_command, procfile_commands
 
 STARTUP_SECONDS = 30.0
 SERVERS = tuple(procfile_commands())  # the Procfile's web server first, then the one it keeps commented
-ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp spells them
 
 
 @dataclass
@@ -69,15 +68,6 @@ class LiveServer:
     def rss(self) -> dict[int, int]:
         """Resident memory of each worker, in bytes."""
         return {pid: resident_bytes(pid) for pid in self.worker_pids()}
-
-
-def established_sockets(pid: int, port: int, state: str = ESTABLISHED) -> int:
-    """How many of a process's open files are TCP sockets of its local `port` (IPv4) in `state`."""
-    rows = [line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]]
-    established = {row[9] for row in rows if row[3] == state and int(row[1].split(":")[1], 16) == port}
-    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
-              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
-    return len(inodes & established)
 
 
 def resident_bytes(pid: int) -> int:
