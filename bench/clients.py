@@ -10,14 +10,15 @@ complete (gunicorn's gthread workers) has none left for the others.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import socket
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
 from bench.load import HEADERS, Load
+from bench.processes import repeating
 
 SLOW_CLIENTS = 300
 SLOW_LINE_SECONDS = 2.0  # one header line every this often: below every server's header timeout
@@ -44,29 +45,25 @@ def slow_clients(url: str, count: int = SLOW_CLIENTS) -> Iterator[list[socket.so
     """`count` connections to `url` trickling headers of a request they never end, for the block."""
     host, port = urlsplit(url).hostname, urlsplit(url).port
     sockets: list[socket.socket] = []
-    stop = threading.Event()
     for _ in range(count):
         with contextlib.suppress(OSError):
             sock = socket.create_connection((host, port), timeout=5)
             sock.sendall(f"GET /health HTTP/1.1\r\nHost: {host}\r\n".encode())
             sockets.append(sock)
 
-    def trickle() -> None:
-        line = 0
-        while not stop.wait(SLOW_LINE_SECONDS):
-            line += 1
-            for sock in list(sockets):
-                try:
-                    sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
-                except OSError:  # the server gave up on it: it counts no more
-                    sockets.remove(sock)
+    lines = itertools.count(1)
 
-    thread = threading.Thread(target=trickle, daemon=True)
-    thread.start()
+    def trickle() -> None:
+        line = next(lines)
+        for sock in list(sockets):
+            try:
+                sock.sendall(f"X-Slow-{line}: 1\r\n".encode())
+            except OSError:  # the server gave up on it: it counts no more
+                sockets.remove(sock)
+
     try:
-        yield sockets
+        with repeating(SLOW_LINE_SECONDS, trickle):
+            yield sockets
     finally:
-        stop.set()
-        thread.join()
         for sock in sockets:
             sock.close()

@@ -17,7 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,23 +124,34 @@ def start_server(name: str, command: Sequence[str], *, port: int, env: Mapping[s
 
 
 @contextlib.contextmanager
-def peak_memory(server: Server, every: float = 0.5) -> Iterator[list[float]]:
-    """Sample the server's memory while the block runs; the list yielded ends holding the peak."""
-    peak = [server.memory_mb()]
+def repeating(every: float, action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` in a thread every `every` seconds while the block runs (the bench's load keeps going)."""
     stop = threading.Event()
 
-    def sample() -> None:
+    def loop() -> None:
         while not stop.wait(every):
-            peak[0] = max(peak[0], server.memory_mb())
+            action()
 
-    thread = threading.Thread(target=sample, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
-        yield peak
+        yield
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def peak_memory(server: Server, every: float = 0.5) -> Iterator[list[float]]:
+    """Sample the server's memory while the block runs; the list yielded ends holding the peak."""
+    peak = [server.memory_mb()]
+
+    def sample() -> None:
         peak[0] = max(peak[0], server.memory_mb())
+
+    with repeating(every, sample):
+        yield peak
+    sample()
 
 
 def established_sockets(pid: int, port: int, state: str = ESTABLISHED) -> int:

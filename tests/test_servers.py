@@ -147,7 +147,11 @@ def test_ecarto_serve_logs_its_address_and_every_request(http, geopackage_store,
         _wait_for(lambda: listening_processes(process.pid, port) >= 2, "every worker to listen")
     finally:
         process.send_signal(signal.SIGTERM)
-        process.wait(HANG)
+        try:
+            process.wait(2 * HANG)  # granian kills a worker deaf to SIGTERM after its 30 s
+        finally:
+            process.kill()
+            process.wait()
     text = log.read_text()
     assert f"with {http} on http://127.0.0.1:{port}/" in text
     assert "GET /collections/etablissements " in text
