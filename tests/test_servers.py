@@ -75,8 +75,9 @@ def test_errors_keep_their_status_and_ogc_body(live):
 def test_a_reload_on_sighup_replaces_the_workers_and_refuses_no_connection(live):
     """New connections are answered throughout a reload (an idle keep-alive one may be closed, as always).
 
-    gunicorn's gthread workers, stopped by the reload, reset the few connections they had accepted
-    but not yet read; granian's old workers finish theirs. Neither may refuse a connection.
+    A worker the reload stops may drop the odd connection it had accepted but not yet read (both
+    servers do, rarely); neither may refuse connections, as granian did for seconds when its new
+    worker booted slower than its default respawn interval.
     """
     before = set(live.worker_pids())
     failures: list[str] = []
@@ -103,8 +104,7 @@ def test_a_reload_on_sighup_replaces_the_workers_and_refuses_no_connection(live)
         for thread in threads:
             thread.join()
     assert not [failure for failure in failures if "refused" in failure], failures[:5]
-    if live.server == "granian":
-        assert not failures, failures[:5]
+    assert all("Connection aborted" in failure for failure in failures), failures[:5]
 
 
 @pytest.mark.parametrize("http", SERVERS)
