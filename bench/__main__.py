@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -22,9 +23,10 @@ def main(argv: list[str] | None = None) -> int:
     if not shutil.which("wrk"):
         print("bench: wrk is not installed (apt-get install wrk, or `make system`)", file=sys.stderr)
         return 1
+    plan = dataclasses.replace(suite.QUICK if args.quick else suite.FULL, peers=not args.no_peers)
     options = suite.Options(sources=args.sources, postgis=args.database, gpkg=args.gpkg, work=args.work,
-                            plan=suite.QUICK if args.quick else suite.FULL, ingest=not args.no_ingest,
-                            seed=args.seed)
+                            plan=plan, ingest=not args.no_ingest, seed=args.seed,
+                            servers=tuple(filter(None, args.servers.split(","))))
     started, clock = datetime.now().astimezone(), time.monotonic()
     results = suite.run(options, say=lambda line: print(line, flush=True))
     seconds = time.monotonic() - clock
@@ -48,7 +50,11 @@ def _parser() -> argparse.ArgumentParser:
                         help=f"the PostGIS database the bench ingests into, created if missing (default {DATABASE})")
     parser.add_argument("--gpkg", type=Path, default=ROOT / "var" / "bench" / "ecarto.gpkg",
                         help="the GeoPackage the bench ingests into")
+    parser.add_argument("--no-peers", action="store_true", help="measure our server only (and nginx)")
     parser.add_argument("--no-ingest", action="store_true", help="measure the versions already published")
+    parser.add_argument("--servers", default="",
+                        help="comma list of HTTP servers to run our app under, each as its Procfile line says"
+                             " (e.g. granian,gunicorn; default: the Procfile's web line)")
     parser.add_argument("--seed", type=int, default=2026, help="seed of the request lists")
     parser.add_argument("--work", type=Path, default=ROOT / "var" / "bench",
                         help="logs, virtual environments of the peers, static tiles")

@@ -17,11 +17,12 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp spells them
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,10 @@ class Server:
         """PSS summed over the server's process tree, in MiB."""
         return sum(_pss_kb(pid) for pid in _tree(self.process.pid)) / 1024
 
+    def memory_by_process(self) -> list[float]:
+        """PSS of each process of the server (the first is the one the bench started), in MiB."""
+        return [round(_pss_kb(pid) / 1024, 1) for pid in _tree(self.process.pid)]
+
     def stop(self) -> None:
         """End the process group the bench started (TERM, then KILL after 10 s)."""
         if self.process.poll() is not None:
@@ -125,23 +130,52 @@ def start_server(name: str, command: Sequence[str], *, port: int, env: Mapping[s
 
 
 @contextlib.contextmanager
-def peak_memory(server: Server, every: float = 0.5) -> Iterator[list[float]]:
-    """Sample the server's memory while the block runs; the list yielded ends holding the peak."""
-    peak = [server.memory_mb()]
+def repeating(every: float, action: Callable[[], None]) -> Iterator[None]:
+    """Run `action` in a thread every `every` seconds while the block runs (the bench's load keeps going)."""
     stop = threading.Event()
 
-    def sample() -> None:
+    def loop() -> None:
         while not stop.wait(every):
-            peak[0] = max(peak[0], server.memory_mb())
+            action()
 
-    thread = threading.Thread(target=sample, daemon=True)
+    thread = threading.Thread(target=loop, daemon=True)
     thread.start()
     try:
-        yield peak
+        yield
     finally:
         stop.set()
         thread.join()
+
+
+@contextlib.contextmanager
+def peak_memory(server: Server, every: float = 0.5) -> Iterator[list[float]]:
+    """Sample the server's memory while the block runs; the list yielded ends holding the peak."""
+    peak = [server.memory_mb()]
+
+    def sample() -> None:
         peak[0] = max(peak[0], server.memory_mb())
+
+    with repeating(every, sample):
+        yield peak
+    sample()
+
+
+def established_sockets(pid: int, port: int, state: str = ESTABLISHED) -> int:
+    """How many of a process's open files are TCP sockets of its local `port` (IPv4) in `state`."""
+    rows = [line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]]
+    established = {row[9] for row in rows if row[3] == state and int(row[1].split(":")[1], 16) == port}
+    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
+              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
+    return len(inodes & established)
+
+
+def listening_processes(root: int, port: int) -> int:
+    """How many processes of `root`'s tree listen on `port`: granian's workers each open a socket once booted."""
+    count = 0
+    for pid in _tree(root):
+        with contextlib.suppress(OSError):  # a process that ended meanwhile listens no more
+            count += established_sockets(pid, port, state=LISTEN) > 0
+    return count
 
 
 def _answers(url: str) -> bool:

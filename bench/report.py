@@ -30,7 +30,7 @@ SEARCH_TARGET_MS = 50.0  # p95 of the map's search, each keystroke of `bench.sea
 
 def table(results: Results) -> str:
     """Every measurement, grouped by scenario, with our rows' ratios to each peer and to the static ceiling."""
-    head = (f"{'scenario':16} {'server':15} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
+    head = (f"{'scenario':16} {'server':23} {'req/s':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'errors':>6} "
             f"{'MiB':>6} {'x tipg':>7} {'x pygeoapi':>10} {'of static':>9}")
     lines = [head, "-" * len(head)]
     for scenario in _scenarios(results.rows):
@@ -47,6 +47,8 @@ def extras(results: Results) -> str:
              for name, i in results.ingests.items()]
     lines += [f"ogr2ogr all schools, pages of 1000, {name}: {d['seconds']} s ({d['features']} features,"
               f" exit {d['returncode']})" for name, d in results.downloads.items()]
+    lines += [f"memory of {name} (PSS MiB, main process first, then its workers): {', '.join(map(str, mib))}"
+              for name, mib in results.memory.items()]
     lines += _scaling(results)
     lines += _landing(results.landing)
     lines += [f"target {t}" for t in targets(results)]
@@ -102,14 +104,14 @@ def write_json(results: Results, *, directory: Path, quick: bool, started: datet
 def _line(row: Row, by_server: dict[str, Row]) -> str:
     """One table line: the figures, or the reason they are missing."""
     if row.load is None:
-        return f"{row.scenario:16} {row.server:15} {row.note}"
+        return f"{row.scenario:16} {row.server:23} {row.note}"
     load = row.load
     ratios = ["", "", ""]
-    if row.server in OURS:
+    if row.server.split("+")[0] in OURS:
         ratios = [_times(row, by_server.get("tipg")), _times(row, by_server.get("pygeoapi")),
                   _share(row, by_server.get("nginx-static"))]
     memory = f"{row.memory_mb:.0f}" if row.memory_mb is not None else ""
-    return (f"{row.scenario:16} {row.server:15} {load.rps:9.1f} {load.p50_ms:8.1f} {load.p95_ms:8.1f} "
+    return (f"{row.scenario:16} {row.server:23} {load.rps:9.1f} {load.p50_ms:8.1f} {load.p95_ms:8.1f} "
             f"{load.p99_ms:8.1f} {load.errors:6d} {memory:>6} {ratios[0]:>7} {ratios[1]:>10} {ratios[2]:>9}")
 
 
@@ -174,7 +176,7 @@ def _scenarios(rows: list[Row]) -> list[str]:
 
 
 def _rank(server: str) -> int:
-    return ORDER.index(server) if server in ORDER else len(ORDER)
+    return ORDER.index(server.split("+")[0]) if server.split("+")[0] in ORDER else len(ORDER)
 
 
 def _row_dict(row: Row) -> dict:

@@ -2,19 +2,24 @@
 
 The Procfile's `web` line is run by a shell with `PORT` and `WEB_CONCURRENCY` set, as a platform
 would; the only change is the bind address, 127.0.0.1 instead of 0.0.0.0, so the bench listens on
-loopback only. Like the peers as the bench runs them, it writes no access log (see docs/scaling.md).
+loopback only. The Procfile also keeps, commented, the line of the other HTTP server
+(`# web (gunicorn): ...`), so both can be measured as a deployment would run them. Like the peers as
+the bench runs them, it writes no access log (see docs/scaling.md).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from bench.processes import Server, free_port, start_server
+from bench.clients import STREAM_LIMIT
+from bench.processes import Server, free_port, listening_processes, start_server
 from bench.workload import SCHOOLS, Api
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,26 +54,55 @@ http {{
 """
 
 
-def procfile_command(procfile: Path = ROOT / "Procfile") -> str:
-    """The Procfile's `web` command, bound to loopback."""
-    for line in procfile.read_text().splitlines():
-        if line.startswith("web:"):
-            return line.removeprefix("web:").strip().replace("0.0.0.0:", "127.0.0.1:")
-    raise RuntimeError(f"{procfile} has no web process")
+_WEB = re.compile(r"(?:web|# web \((\w+)\)):\s*(\S+.*)")
 
 
-def start_ours(name: str, database: str, *, workers: int, logs: Path, settings: Mapping[str, str] | None = None
-               ) -> Server:
-    """Our server on `database` (a .gpkg path or a postgresql:// URL), as the Procfile runs it.
+def procfile_commands(procfile: Path = ROOT / "Procfile") -> dict[str, str]:
+    """The Procfile's `web` command, then the commented ones, keyed by the server they run, bound to loopback.
+
+    >>> import tempfile; path = Path(tempfile.mkdtemp()) / "Procfile"
+    >>> _ = path.write_text("web: granian --host 0.0.0.0 app\\n# web (gunicorn): gunicorn -b 0.0.0.0:$PORT")
+    >>> procfile_commands(path)
+    {'granian': 'granian --host 127.0.0.1 app', 'gunicorn': 'gunicorn -b 127.0.0.1:$PORT'}
+    """
+    found = [_WEB.fullmatch(line.strip()) for line in procfile.read_text().splitlines()]
+    commands = {match.group(2).split()[0]: match.group(2).replace("0.0.0.0", "127.0.0.1")
+                for match in sorted(filter(None, found), key=lambda match: match.group(1) is not None)}
+    if not commands:
+        raise RuntimeError(f"{procfile} has no web process")
+    return commands
+
+
+def procfile_command(procfile: Path = ROOT / "Procfile", server: str | None = None) -> str:
+    """The Procfile's `web` command (or the commented one running `server`), bound to loopback."""
+    commands = procfile_commands(procfile)
+    if server is None:
+        return next(iter(commands.values()))
+    if server not in commands:
+        raise RuntimeError(f"{procfile} has no web line running {server} (it has {', '.join(commands)})")
+    return commands[server]
+
+
+def start_ours(name: str, database: str, *, workers: int, logs: Path, server: str | None = None,
+               settings: Mapping[str, str] | None = None) -> Server:
+    """Our server on `database` (a .gpkg path or a postgresql:// URL), as the Procfile runs it (with `server`).
 
     `settings` are more `ECARTO_*` variables (the shared cache's, in `bench.scale`).
     """
     port = free_port()
     env = {**os.environ, **(settings or {}), "PORT": str(port), "WEB_CONCURRENCY": str(workers),
            "ECARTO_DATABASE": database,
+           "ECARTO_MAX_LIMIT": str(STREAM_LIMIT),  # so one response may stream every school
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    command = ["sh", "-c", "exec " + procfile_command()]
-    return start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)
+    command = ["sh", "-c", "exec " + procfile_command(server=server)]
+    started = start_server(name, command, port=port, env=env, log=logs / f"{name}.log", ready="/health", cwd=ROOT)
+    deadline = time.monotonic() + 90
+    while listening_processes(started.process.pid, port) < workers:  # every worker warms its own cache
+        if time.monotonic() > deadline:
+            started.stop()
+            raise RuntimeError(f"{name}: fewer than {workers} workers listen after 90 s; see {started.log}")
+        time.sleep(0.1)
+    return started
 
 
 def have_nginx() -> bool:

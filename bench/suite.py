@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import math
 import os
 import shutil
@@ -23,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
-from bench import peers, servers
+from bench import clients, peers, servers
 from bench.landing import watch
 from bench.load import CONNECTIONS, HEADERS, Load, ogr2ogr, one_pass, wrk
 from bench.processes import Server, Timed, peak_memory, run_timed
@@ -47,6 +48,7 @@ class Plan:
     downloads: bool  # ogr2ogr of every school, page size 1000
     scaling: bool  # one worker, then two
     landing: bool  # a new ingest landing while serving
+    peers: bool = True  # TiPg and pygeoapi
 
 
 FULL = Plan(window=6, warmup=2.5, cold_budget=30, sizes=Sizes(cold=3000, warm=300, queries=300), reuse=False,
@@ -68,6 +70,7 @@ class Options:
     plan: Plan
     ingest: bool = True
     seed: int = 2026
+    servers: tuple[str, ...] = ()  # HTTP servers our app runs under (Procfile lines); () is the `web:` line
 
 
 @dataclass
@@ -90,6 +93,7 @@ class Results:
     downloads: dict[str, dict] = field(default_factory=dict)
     scaling: list[Row] = field(default_factory=list)
     landing: dict = field(default_factory=dict)
+    memory: dict[str, list[float]] = field(default_factory=dict)  # PSS MiB of each process of our servers
     versions: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)  # what could not be measured, and why
     load_at_start: tuple[float, ...] = field(default_factory=os.getloadavg)  # other work on the machine
@@ -107,7 +111,8 @@ def run(options: Options, say: Callable[[str], None] = print) -> Results:
     workload = build(options.postgis, seed=options.seed, sizes=options.plan.sizes)
     say(f"workload: version {workload.version}, tiles cold {_counts(workload.cold)}, warm {_counts(workload.warm)}")
     _ours(options, workload, results, say)
-    _peers(options, workload, results, say)
+    if options.plan.peers:
+        _peers(options, workload, results, say)
     _ceiling(options, workload, results, say)
     if options.plan.scaling:
         _scaling(options, workload, results, say)
@@ -225,17 +230,38 @@ def _ours(options: Options, workload: Workload, results: Results, say: Callable[
         stores[GPKG] = str(options.gpkg)
     elif options.plan.gpkg:
         results.missing.append(f"{GPKG}: no {options.gpkg} (run without --no-ingest)")
-    for name, database in stores.items():
-        say(f"{name}:")
-        start = partial(servers.start_ours, name, database, workers=WORKERS, logs=options.work / "logs")
+    default = next(iter(servers.procfile_commands()))
+    for (store, database), http in itertools.product(stores.items(), options.servers or (default,)):
+        name = store if http == default else f"{store}+{http}"
+        say(f"{name}: {servers.procfile_command(server=http)}")
+        start = partial(servers.start_ours, name, database, workers=WORKERS, logs=options.work / "logs",
+                        server=http)
         with _running(start, name, results) as server:
             if server is None:
                 continue
             measure(server, servers.OURS, workload, options.plan, results, say)
+            _streams_and_slow_clients(server, workload, options.plan, results, say)
+            results.memory[name] = server.memory_by_process()
             if options.plan.downloads:
                 _download(server, servers.OURS, options, results, say)
             if name == POSTGIS:
                 _copy_static(server, workload, options.work / "static", say)
+
+
+def _streams_and_slow_clients(server: Server, workload: Workload, plan: Plan, results: Results,
+                              say: Callable[[str], None]) -> None:
+    """Every school streamed as GeoJSON then CSV in one response each; warm mid tiles among slow clients."""
+    every = f"{servers.OURS.items}?limit={clients.STREAM_LIMIT}"
+    for scenario, path in (("all schools json", every), ("all schools csv", f"{every}&f=csv")):
+        _record(results, say, server, scenario, [path, path], lambda url, paths: clients.stream(url + paths[0]))
+    window = _windowed(server, plan)
+
+    def among_slow_clients(url: str, paths: list[str]) -> Load:
+        with clients.slow_clients(url):
+            return window(url, paths)
+
+    _record(results, say, server, f"mid warm+{clients.SLOW_CLIENTS} slow",
+            servers.OURS.tile_paths(workload.warm["mid"]), among_slow_clients)
 
 
 def _peers(options: Options, workload: Workload, results: Results, say: Callable[[str], None]) -> None:

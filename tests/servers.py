@@ -1,9 +1,9 @@
-"""Live servers for the reliability tests: gunicorn started as the Procfile does, and a TCP proxy to cut.
+"""Live servers for the reliability tests: our app started as the Procfile does, and a TCP proxy to cut.
 
-`serve` runs `gunicorn 'tileserver.web.app:create_app()'` on a free port of 127.0.0.1 and stops it
-afterwards; `TcpProxy` stands between that server and PostgreSQL, so a test can take the database
-away (existing connections reset, new ones refused) and give it back without touching the shared
-PostgreSQL server.
+`serve` runs the Procfile's `web` command (granian), or its commented gunicorn line when asked, on
+a free port of 127.0.0.1 and stops it afterwards; `TcpProxy` stands between that server and
+PostgreSQL, so a test can take the database away (existing connections reset, new ones refused)
+and give it back without touching the shared PostgreSQL server.
 """
 
 from __future__ import annotations
@@ -26,20 +26,21 @@ from pathlib import Path
 import requests
 from werkzeug.serving import make_server
 
-from bench.processes import free_port
+from bench.processes import LISTEN, established_sockets, free_port
+from bench.servers import procfile_command, procfile_commands
 
 STARTUP_SECONDS = 30.0
-PROCFILE = Path(__file__).resolve().parents[1] / "Procfile"
-
+SERVERS = tuple(procfile_commands())  # the Procfile's web server first, then the one it keeps commented
 
 
 @dataclass
 class LiveServer:
-    """A running gunicorn: its base URL, its master process and its log."""
+    """A running server: its base URL, its main process, its log and which server it is (granian, gunicorn)."""
 
     url: str
     process: subprocess.Popen
     log: Path
+    server: str
 
     def get(self, path: str, **kwargs) -> requests.Response:
         """GET `path` on the server (a fresh connection, so each call may reach another worker)."""
@@ -47,7 +48,7 @@ class LiveServer:
         return requests.get(self.url + path, **kwargs)
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the children of the master process."""
+        """The workers: the children of the main process (gunicorn's and granian's alike)."""
         children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text()
         return [int(pid) for pid in children.split()]
 
@@ -56,18 +57,17 @@ class LiveServer:
         port = int(self.url.rsplit(":", 1)[1])
         return {pid: established_sockets(pid, port) for pid in self.worker_pids()}
 
+    def listening(self) -> bool:
+        """Whether every worker holds a listening socket: granian's workers each open their own, once booted."""
+        port = int(self.url.rsplit(":", 1)[1])
+        try:
+            return all(established_sockets(pid, port, state=LISTEN) for pid in self.worker_pids())
+        except OSError:  # a worker ended while we looked (a reload): not yet
+            return False
+
     def rss(self) -> dict[int, int]:
         """Resident memory of each worker, in bytes."""
         return {pid: resident_bytes(pid) for pid in self.worker_pids()}
-
-
-def established_sockets(pid: int, port: int) -> int:
-    """How many of a process's open files are established TCP connections to its local `port` (IPv4)."""
-    rows = [line.split() for line in Path(f"/proc/{pid}/net/tcp").read_text().splitlines()[1:]]
-    established = {row[9] for row in rows if row[3] == "01" and int(row[1].split(":")[1], 16) == port}
-    inodes = {os.readlink(fd).removeprefix("socket:[").removesuffix("]")
-              for fd in Path(f"/proc/{pid}/fd").iterdir() if os.readlink(fd).startswith("socket:")}
-    return len(inodes & established)
 
 
 def resident_bytes(pid: int) -> int:
@@ -79,15 +79,16 @@ def resident_bytes(pid: int) -> int:
 
 
 @contextmanager
-def serve(database: str, log: Path, *, workers: int = 2, **settings: object) -> Iterator[LiveServer]:
-    """Gunicorn serving `database` with the Procfile's command; `settings` become `ECARTO_<NAME>` variables."""
+def serve(database: str, log: Path, *, workers: int = 2, server: str | None = None,
+          **settings: object) -> Iterator[LiveServer]:
+    """`database` served with the Procfile's command (running `server`); `settings` become `ECARTO_<NAME>`s."""
     port = free_port()
     env = {**os.environ, "ECARTO_DATABASE": database,
            **{f"ECARTO_{name.upper()}": str(value) for name, value in settings.items()}}
     with open(log, "wb") as output:
-        process = subprocess.Popen(procfile_command(port, workers), env=env, cwd=log.parent, stdout=output,
+        process = subprocess.Popen(command_line(port, workers, server), env=env, cwd=log.parent, stdout=output,
                                    stderr=subprocess.STDOUT)
-    server = LiveServer(f"http://127.0.0.1:{port}", process, log)
+    server = LiveServer(f"http://127.0.0.1:{port}", process, log, server or SERVERS[0])
     try:
         _wait_until_up(server, workers)
         yield server
@@ -100,13 +101,13 @@ def serve(database: str, log: Path, *, workers: int = 2, **settings: object) -> 
             process.wait()
 
 
-def procfile_command(port: int, workers: int) -> list[str]:
-    """The Procfile's `web` command, bound to 127.0.0.1:`port`, run by this interpreter's gunicorn."""
-    line = next(line for line in PROCFILE.read_text().splitlines() if line.startswith("web:"))
-    words = shlex.split(line.removeprefix("web:"))
-    assert words[0] == "gunicorn", f"the Procfile no longer runs gunicorn: {line}"
-    values = {"0.0.0.0:$PORT": f"127.0.0.1:{port}", "${WEB_CONCURRENCY:-2}": str(workers)}
-    return [sys.executable, "-m", "gunicorn", *(values.get(word, word) for word in words[1:])]
+def command_line(port: int, workers: int, server: str | None = None) -> list[str]:
+    """The Procfile's command running `server`, bound to 127.0.0.1:`port`, run by this interpreter's module."""
+    words = shlex.split(procfile_command(server=server))
+    values = {"$PORT": str(port), "${WEB_CONCURRENCY:-2}": str(workers)}
+    for name, value in values.items():
+        words = [word.replace(name, value) for word in words]
+    return [sys.executable, "-m", *words]
 
 
 def _wait_until_up(server: LiveServer, workers: int) -> None:
@@ -117,19 +118,21 @@ def _wait_until_up(server: LiveServer, workers: int) -> None:
             break
         try:
             server.get("/conformance", timeout=10)
-            if len(server.worker_pids()) == workers:
+            if len(server.worker_pids()) == workers and server.listening():
                 return
         except requests.RequestException:
             pass
         time.sleep(0.1)
-    raise RuntimeError(f"gunicorn did not start; its log:\n{server.log.read_text()[-4000:]}")
+    raise RuntimeError(f"the server did not start; its log:\n{server.log.read_text()[-4000:]}")
 
 
 class TcpProxy:
     """A TCP proxy on 127.0.0.1 to `upstream`, whose link can be cut and restored.
 
     `cut()` is what losing the database looks like from the client side: every open connection is
-    reset (RST) and the port refuses new ones. `restore()` listens again on the same port.
+    reset (RST) and the port refuses new ones. `restore()` listens again on the same port. `hold()`
+    is a database that stalls: nothing is relayed until `release()`, and `stalled` is set once a
+    query waits.
     """
 
     def __init__(self, upstream: tuple[str, int]):
@@ -138,6 +141,9 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._generation = 0  # bumped by each cut; links of an older generation reset themselves
         self._threads: list[threading.Thread] = []
+        self._released = threading.Event()
+        self._released.set()
+        self.stalled = threading.Event()
 
     def __enter__(self) -> TcpProxy:
         self.restore()
@@ -161,6 +167,15 @@ class TcpProxy:
             threads, self._threads = self._threads, []
         for thread in threads:
             thread.join(timeout=5)
+
+    def hold(self) -> None:
+        """Relay nothing more until `release()`; the bytes sent meanwhile wait in the sockets."""
+        self.stalled.clear()
+        self._released.clear()
+
+    def release(self) -> None:
+        """Relay again what waited and whatever comes next."""
+        self._released.set()
 
     def _start(self, target, *args) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -192,6 +207,11 @@ class TcpProxy:
         try:
             while self._generation == generation:
                 ready, _, _ = select.select(list(peers), [], [], 0.05)
+                if not self._released.is_set():
+                    if client in ready:  # the server's client (our app) sent a query that now waits
+                        self.stalled.set()
+                    self._released.wait(0.05)
+                    continue
                 for source in ready:
                     data = source.recv(65536)
                     if not data:

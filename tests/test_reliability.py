@@ -1,6 +1,7 @@
 """The server under load and when things break: many clients, a lost database, a killed ingest, a full disk.
 
-Every test here runs the real thing: gunicorn started with the Procfile's command (`tests.servers`),
+Every test here runs the real thing: our server started with the Procfile's command (`tests.servers`;
+granian, and gunicorn from its commented line where the two could differ),
 a PostgreSQL connection cut by a TCP proxy, an ingest process killed with SIGKILL, a GeoPackage
 published onto a tmpfs that is full or read-only.
 """
@@ -25,7 +26,7 @@ import pytest
 import requests
 
 from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, small_manifest, uai
-from tests.servers import TcpProxy, serve
+from tests.servers import SERVERS, TcpProxy, serve
 from tileserver.cli import main
 from tileserver.core.errors import IngestError
 from tileserver.core.grid import BBox, bbox_to_bounds, tiles_covering
@@ -96,9 +97,10 @@ def hammer(base: str, paths: list[str], seconds: float) -> tuple[Counter, list[s
     return statuses, failures
 
 
-def test_32_clients_get_no_error_and_workers_keep_their_memory(feature_store, tmp_path):
+@pytest.mark.parametrize("web", SERVERS)
+def test_32_clients_get_no_error_and_workers_keep_their_memory(web, feature_store, tmp_path):
     paths = load_paths()
-    with serve(feature_store.url, tmp_path / "gunicorn.log", cache_bytes=16 * 1024 * 1024) as server:
+    with serve(feature_store.url, tmp_path / "server.log", server=web, cache_bytes=16 * 1024 * 1024) as server:
         hammer(server.url, paths, WARM_UP_SECONDS)
         before = server.rss()
         statuses, failures = hammer(server.url, paths, LOAD_SECONDS)
@@ -110,9 +112,14 @@ def test_32_clients_get_no_error_and_workers_keep_their_memory(feature_store, tm
     assert max(growth.values()) < MAX_RSS_GROWTH, growth
 
 
-def test_persistent_connections_are_spread_over_the_workers(feature_store, tmp_path):
-    """A proxy's or a CDN's connections, opened in a burst, must not all land on one worker."""
-    with serve(feature_store.url, tmp_path / "gunicorn.log") as server:
+@pytest.mark.parametrize("web", SERVERS)
+def test_persistent_connections_are_spread_over_the_workers(web, feature_store, tmp_path):
+    """A proxy's or a CDN's connections, opened in a burst, must not all land on one worker.
+
+    gunicorn's workers take turns on the master's socket (`--reuse-port`); each granian worker
+    listens on a socket of its own (SO_REUSEPORT) and the kernel spreads connections by their ports.
+    """
+    with serve(feature_store.url, tmp_path / "server.log", server=web) as server:
         sessions = [http.client.HTTPConnection(urlsplit(server.url).netloc, timeout=HANG) for _ in range(CLIENTS)]
         try:
             for session in sessions:
@@ -126,11 +133,12 @@ def test_persistent_connections_are_spread_over_the_workers(feature_store, tmp_p
     assert min(held.values()) >= CLIENTS // 4, held  # even shares are 16 and 16; 8 happens once in 1,000 runs
 
 
-def test_a_second_server_on_the_same_port_fails_rather_than_sharing_it(feature_store, tmp_path, monkeypatch,
+@pytest.mark.parametrize("web", SERVERS)
+def test_a_second_server_on_the_same_port_fails_rather_than_sharing_it(web, feature_store, tmp_path, monkeypatch,
                                                                      capsys):
-    """The Procfile's --reuse-port would let a second gunicorn share the port: `ecarto serve` refuses first."""
+    """SO_REUSEPORT (granian's, gunicorn's --reuse-port) would let a second server share the port: we refuse first."""
     monkeypatch.setattr(os, "execv", _refuse_exec)
-    with serve(feature_store.url, tmp_path / "gunicorn.log") as server:
+    with serve(feature_store.url, tmp_path / "server.log", server=web) as server:
         code = main(["serve", "--database", feature_store.url, "--bind", urlsplit(server.url).netloc])
     assert code == 1
     assert "cannot listen on 127.0.0.1:" in capsys.readouterr().err
@@ -166,7 +174,7 @@ def test_losing_the_database_answers_503_quickly_and_the_server_recovers_by_itse
     items = "/collections/etablissements/items"
     with (
         TcpProxy((upstream.hostname, upstream.port or 5432)) as proxy,
-        serve(via_proxy(postgis_store.url, proxy.port), tmp_path / "gunicorn.log",
+        serve(via_proxy(postgis_store.url, proxy.port), tmp_path / "server.log",
               db_timeout_seconds=POOL_TIMEOUT, version_check_seconds=0) as server,
     ):
         for offset in range(8):  # both workers hold pooled connections when the link goes

@@ -23,7 +23,7 @@ from psycopg import sql
 
 from tests.conftest import REPO, uai
 from tests.rasterdata import tile_transform, write_raster
-from tests.servers import serve
+from tests.servers import SERVERS, serve
 from tests.themed import themed_dataset
 from tileserver.core.cog import describe
 from tileserver.core.dataset import Dataset
@@ -237,10 +237,10 @@ def test_path_traversal_reaches_no_file(client, path):
     assert not any(secret in response.get_data(as_text=True) for secret in SECRETS)
 
 
-@pytest.fixture(scope="module")
-def live(geopackage_store, tmp_path_factory):
-    """Gunicorn, as the Procfile runs it, serving the GeoPackage of `features_dataset`."""
-    with serve(geopackage_store.url, tmp_path_factory.mktemp("live") / "gunicorn.log") as server:
+@pytest.fixture(scope="module", params=SERVERS)
+def live(request, geopackage_store, tmp_path_factory):
+    """Each server (granian, gunicorn), as the Procfile runs it, serving the GeoPackage of `features_dataset`."""
+    with serve(geopackage_store.url, tmp_path_factory.mktemp("live") / "server.log", server=request.param) as server:
         yield server
 
 
@@ -285,6 +285,9 @@ def long_filter(characters: int) -> str:
     return "nom%3D%27" + "a" * characters + "%27"
 
 
+URI_LIMIT = {"granian": 65_534}  # bytes of request target granian's HTTP layer takes; beyond, a bare 414
+
+
 def test_oversized_parameters_and_bodies_get_a_json_4xx_from_gunicorn(live):
     cases = [
         (f"{ITEMS}?filter={long_filter(300_000)}", "GET", b"", 414),
@@ -296,6 +299,9 @@ def test_oversized_parameters_and_bodies_get_a_json_4xx_from_gunicorn(live):
     ]
     for path, method, body, expected in cases:
         status, media, text = raw_request(live, path, method, body)
+        if len(path) > URI_LIMIT.get(live.server, len(path)):  # refused by the server, before the app
+            assert status == 414, (path[:80], status)
+            continue
         assert status == expected, (path[:80], method, status)
         assert media.startswith(("application/json", "application/geo+json")), (path[:80], media)
         assert not any(marker in text for marker in LEAKS)

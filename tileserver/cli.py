@@ -1,4 +1,4 @@
-"""The `ecarto` command: `ingest` publishes a data version, `serve` runs it under gunicorn, `seed` tiles it."""
+"""The `ecarto` command: `ingest` publishes a data version, `serve` runs it under granian, `seed` tiles it."""
 
 from __future__ import annotations
 
@@ -80,12 +80,17 @@ def _parser() -> argparse.ArgumentParser:
                        help="fetch https://HOST/PATH from MIRROR/HOST/PATH instead (or ECARTO_MIRROR)")
     check.set_defaults(run=_check)
 
-    serve = commands.add_parser("serve", help="serve tiles and features with gunicorn", formatter_class=DefaultsHelp)
+    serve = commands.add_parser("serve", help="serve tiles and features with granian (or gunicorn)",
+                                formatter_class=DefaultsHelp)
     serve.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
     serve.add_argument("--bind", default=f"127.0.0.1:{os.environ.get('PORT', '8000')}",
                        help="HOST:PORT to listen on (the port from PORT when set)")
-    serve.add_argument("--workers", type=int, default=2, help="gunicorn worker processes")
-    serve.add_argument("--threads", type=int, default=4, help="threads per worker")
+    serve.add_argument("--server", choices=SERVERS, default="granian",
+                       help="the HTTP server running the app (docs/scaling.md compares them)")
+    serve.add_argument("--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")),
+                       help="worker processes (WEB_CONCURRENCY when set)")
+    serve.add_argument("--threads", type=int, default=4,
+                       help="threads running requests in each worker (granian's --blocking-threads)")
     serve.set_defaults(run=_serve)
 
     seed = commands.add_parser("seed", help="write the vector tiles of the current version to a PMTiles archive"
@@ -165,20 +170,37 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:
-    settings = Settings.from_env(database=args.database)  # validates before gunicorn starts
-    check_free(args.bind)
+    settings = Settings.from_env(database=args.database)  # validates before the server starts
+    host, port = check_free(args.bind)
     os.environ["ECARTO_DATABASE"] = settings.database
-    # the Procfile's options (docs/scaling.md says why), plus an access log on the terminal
-    command = [sys.executable, "-m", "gunicorn", "--bind", args.bind, "--workers", str(args.workers),
-               "--threads", str(args.threads), "--reuse-port", "--limit-request-line", "0",
-               "--access-logfile", "-", "tileserver.web.app:create_app()"]
-    # With --reuse-port gunicorn's arbiter opens no socket (each worker binds its own after the fork),
-    # so its "Listening at:" line is empty: this line says where the server listens.
-    print(f"serving {settings.database} on http://{args.bind}/ ({args.workers} workers sharing the port)",
+    command = SERVERS[args.server](host, port, args.workers, args.threads)
+    # gunicorn's own "Listening at:" line is empty with --reuse-port (each worker binds its own socket
+    # after the fork): this line says where the server listens.
+    print(f"serving {settings.database} with {args.server} on http://{args.bind}/ ({args.workers} workers)",
           file=sys.stderr)
     os.execv(sys.executable, command)
-def check_free(bind: str) -> None:
-    """Refuse an address another server listens on, which `--reuse-port` would let gunicorn share.
+
+
+def _granian(host: str, port: int, workers: int, threads: int) -> list[str]:
+    """The Procfile's granian options (docs/scaling.md says why), plus an access log on the terminal."""
+    return [sys.executable, "-m", "granian", "--interface", "wsgi", "--factory",
+            "tileserver.web.app:create_app", "--host", host, "--port", str(port), "--workers", str(workers),
+            "--blocking-threads", str(threads), "--respawn-failed-workers", "--respawn-interval", "15",
+            "--workers-kill-timeout", "30", "--access-log"]
+
+
+def _gunicorn(host: str, port: int, workers: int, threads: int) -> list[str]:
+    """The Procfile's gunicorn options (docs/scaling.md says why), plus an access log on the terminal."""
+    bind = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return [sys.executable, "-m", "gunicorn", "--bind", bind, "--workers", str(workers), "--threads", str(threads),
+            "--reuse-port", "--limit-request-line", "0", "--access-logfile", "-", "tileserver.web.app:create_app()"]
+
+
+SERVERS = {"granian": _granian, "gunicorn": _gunicorn}
+
+
+def check_free(bind: str) -> tuple[str, int]:
+    """Refuse an address another server listens on (gunicorn's `--reuse-port` would share it); its host and port.
 
     Two servers sharing a port answer requests in turn, perhaps from two different databases: a
     second `ecarto serve` on a laptop must fail as it would without the option.
@@ -194,6 +216,7 @@ def check_free(bind: str) -> None:
             probe.bind(address[4])
         except OSError as error:
             raise ConfigError(f"cannot listen on {bind}: {error.strerror}") from error
+    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 if __name__ == "__main__":
