@@ -1,6 +1,6 @@
 """Bounded work on the national data: the attacks of issue 13 end quickly, and the server keeps answering.
 
-The live tests run gunicorn as the Procfile does (`tests.servers.serve`) on both stores. Their only
+The live tests run gunicorn as the Procfile does (`tests.support.servers.serve`) on both stores. Their only
 clocks are the server's own deadline (`ECARTO_REQUEST_TIMEOUT`) and the clients' timeouts: an
 attack request that the server does not end within the deadline makes its client give up, which
 fails the test; `/health` is asked with a one-second timeout throughout.
@@ -16,7 +16,7 @@ import psycopg
 import pytest
 import requests
 
-from tests.servers import serve
+from tests.support.servers import serve
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.web.app import create_app

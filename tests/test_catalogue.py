@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.national import REPO
 from tileserver.cli import main
 from tileserver.core.settings import Settings
 from tileserver.core.store import FeatureQuery

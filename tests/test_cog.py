@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from affine import Affine
 
-from tests.rasterdata import tile_pixel, tile_transform, write_raster
+from tests.support.rasterdata import tile_pixel, tile_transform, write_raster
 from tileserver.core.cog import RasterFile, describe, read_point, read_tile
 from tileserver.core.grid import Tile, tile_bbox
 

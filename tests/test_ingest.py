@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import DATA, REPO, Ingested, ingest_into, small_manifest
+from tests.support.national import DATA, REPO, Ingested, ingest_into, small_manifest
 from tileserver.cli import main
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store

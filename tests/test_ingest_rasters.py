@@ -16,7 +16,7 @@ from ingest.manifest import Indicator, Manifest, RasterSource
 from ingest.rasters import RasterFiles, build_rasters
 from ingest.report import Report
 from ingest.schools import Schools
-from tests.rasterdata import write_raster
+from tests.support.rasterdata import write_raster
 from tileserver.core.cog import RasterFile, read_point
 from tileserver.core.dataset import Layer
 from tileserver.core.errors import IngestError

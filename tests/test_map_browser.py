@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from flask import Flask, jsonify, request
 
-from tests.servers import serving_in_thread
+from tests.support.servers import serving_in_thread
 from tileserver.core.settings import Settings
 from tileserver.core.store import FeatureQuery
 from tileserver.core.textfold import accenti, casei

@@ -6,7 +6,7 @@ import re
 
 import mapbox_vector_tile
 
-from tests.conftest import REPO
+from tests.support.national import REPO
 from tileserver.core.settings import Settings
 from tileserver.web.app import create_app
 from tileserver.web.maps import MAPLIBRE_DIST, VENDOR_FILES

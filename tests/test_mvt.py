@@ -7,7 +7,7 @@ import pytest
 import shapely
 from shapely.geometry import MultiPolygon, Point, Polygon, box, shape
 
-from tests.tiletools import decode, gdal_decode, raw_rings, signed_area
+from tests.support.tiletools import decode, gdal_decode, raw_rings, signed_area
 from tileserver.core.grid import Tile, tile_bounds
 from tileserver.core.mvt import BUFFER, EXTENT, TileLayer, encode, polygon_commands
 

@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from styles.qgis import scale
-from tests.servers import serving_in_thread
+from tests.support.servers import serving_in_thread
 
 BASE = "http://localhost"
-QGIS_CHECK = Path(__file__).resolve().parent / "qgis_load.py"
+QGIS_CHECK = Path(__file__).resolve().parent / "support" / "qgis_load.py"
 
 
 def parse(body: bytes) -> ET.Element:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from tests.rasterdata import decode, tile_transform, write_raster
+from tests.support.rasterdata import decode, tile_transform, write_raster
 from tileserver.core.cog import describe
 from tileserver.core.colormap import lookup_table
 from tileserver.core.grid import Tile, tile_bbox

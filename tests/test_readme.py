@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.support.national import REPO
 from tileserver.cli import main
 
 

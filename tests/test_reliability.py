@@ -1,6 +1,6 @@
 """The server under load and when things break: many clients, a lost database, a killed ingest, a full disk.
 
-Every test here runs the real thing: our server started with the Procfile's command (`tests.servers`;
+Every test here runs the real thing: our server started with the Procfile's command (`tests.support.servers`;
 granian, and gunicorn from its commented line where the two could differ),
 a PostgreSQL connection cut by a TCP proxy, an ingest process killed with SIGKILL, a GeoPackage
 published onto a tmpfs that is full or read-only.
@@ -25,8 +25,9 @@ import psycopg
 import pytest
 import requests
 
-from tests.conftest import DATA, FEATURE_DEPARTEMENTS, ingest_into, small_manifest, uai
-from tests.servers import SERVERS, TcpProxy, serve
+from tests.support.datasets import FEATURE_DEPARTEMENTS, uai
+from tests.support.national import DATA, ingest_into, small_manifest
+from tests.support.servers import SERVERS, TcpProxy, serve
 from tileserver.cli import main
 from tileserver.core.errors import IngestError
 from tileserver.core.grid import BBox, bbox_to_bounds, tiles_covering

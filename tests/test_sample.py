@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 from ingest.manifest import fingerprint, load_manifest
-from tests.conftest import REPO, ingest_into
+from tests.support.national import REPO, ingest_into
 from tileserver.cli import main
 
 SAMPLE = REPO / "sources" / "sample.toml"

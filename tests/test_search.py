@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from shapely.geometry import MultiPolygon, Point, box
 
-from tests.conftest import POSTGIS_ADMIN_URL, _create_database, _drop_database
+from tests.support.postgis import POSTGIS_ADMIN_URL, create_database, drop_database
 from tileserver.core import cql, search, textfold, textsearch
 from tileserver.core.dataset import Clusters, Dataset, Field, Layer
 from tileserver.core.errors import BadRequest
@@ -94,13 +94,13 @@ def store(request, tmp_path_factory, postgis_template):
         store = GeoPackageStore(str(folder / "search.gpkg"), settings)
     else:
         name = f"ecarto_test_search_{os.getpid()}"
-        store = PostGISStore(_create_database(name, template=postgis_template), settings)
+        store = PostGISStore(create_database(name, template=postgis_template), settings)
     store.publish(search_dataset())
     yield store
     store.close()
     if request.param == "postgis":
         with psycopg.connect(POSTGIS_ADMIN_URL, autocommit=True) as admin:
-            _drop_database(admin, name)
+            drop_database(admin, name)
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +383,7 @@ def test_the_search_bench_runs_on_each_store(store):
 
 
 def test_folded_columns_stay_out_of_tiles(client):
-    from tests.tiletools import decode
+    from tests.support.tiletools import decode
     from tileserver.core.grid import tile_at
     from tileserver.core.mercator import to_mercator
 

@@ -21,10 +21,11 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from tests.conftest import REPO, uai
-from tests.rasterdata import tile_transform, write_raster
-from tests.servers import SERVERS, serve
-from tests.themed import themed_dataset
+from tests.support.datasets import uai
+from tests.support.national import REPO
+from tests.support.rasterdata import tile_transform, write_raster
+from tests.support.servers import SERVERS, serve
+from tests.support.themed import themed_dataset
 from tileserver.core.cog import describe
 from tileserver.core.dataset import Dataset
 from tileserver.core.errors import IngestError

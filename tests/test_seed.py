@@ -9,8 +9,8 @@ import pytest
 from pmtiles.reader import MmapSource, Reader, all_tiles
 from pmtiles.tile import Compression, TileType
 
-from tests.conftest import DATA, ingest_into, small_manifest
-from tests.tiletools import decode, synthetic_dataset
+from tests.support.national import DATA, ingest_into, small_manifest
+from tests.support.tiletools import decode, synthetic_dataset
 from tileserver.cli import main
 from tileserver.core.errors import BadRequest
 from tileserver.core.grid import Tile, bbox_to_bounds, tiles_covering

@@ -2,7 +2,7 @@
 
 The app is the same; the server in front of it decides how bodies stream, how headers are written,
 how a stop or a reload treats requests in flight, and how `ecarto serve` logs. Each test runs on
-both servers, each started as the Procfile starts it (`tests.servers`).
+both servers, each started as the Procfile starts it (`tests.support.servers`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from bench.processes import free_port, listening_processes
-from tests.servers import SERVERS, TcpProxy, command_line, serve
+from tests.support.servers import SERVERS, TcpProxy, command_line, serve
 from tileserver.cli import SERVERS as SERVE_COMMANDS
 
 ITEMS = "/collections/etablissements/items"

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from bench.processes import free_port
-from tests.tiletools import decode, synthetic_dataset
+from tests.support.tiletools import decode, synthetic_dataset
 from tileserver.core.errors import ConfigError
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache

@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from tests.themed import themed_dataset
+from tests.support.themed import themed_dataset
 from tileserver.core.settings import Settings
 from tileserver.web.app import create_app
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import serving_in_thread
+from tests.support.servers import serving_in_thread
 from tileserver.core.settings import Settings
 from tileserver.web.app import create_app
 

@@ -1,7 +1,13 @@
-"""What every store must do, tested on both: read back what was published (against the dataset),
-and answer the same queries alike (against each other): features, order, counts, errors."""
+"""What every store must do, tested on both: publish versions and serve the current one (lifecycle),
+read back what was published (against the dataset), and answer the same queries alike (against each
+other): features, order, counts, errors."""
 
 from __future__ import annotations
+
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 import shapely
@@ -11,7 +17,7 @@ from tileserver.core.dataset import Layer
 from tileserver.core.errors import BadRequest, EcartoError, NotFound
 from tileserver.core.grid import BBox
 from tileserver.core.settings import Settings
-from tileserver.core.store import FeatureQuery, Snapshot
+from tileserver.core.store import FeatureQuery, Snapshot, Store
 from tileserver.core.stores.geopackage import GeoPackageStore
 from tileserver.core.stores.postgis import PostGISStore
 
@@ -57,6 +63,95 @@ BAD_QUERIES = [  # each with the error both stores must raise
 
 
 PYTHON_TYPES = {"string": str, "integer": int, "number": float, "boolean": bool}
+
+
+def open_one(kind: str, request, tmp_path: Path, **settings) -> Store:
+    """An empty store of `kind` (`geopackage` or `postgis`), of this test's own."""
+    settings = Settings(assets_dir=str(tmp_path / "assets"), **{"version_check_seconds": 0, **settings})
+    if kind == "postgis":
+        return PostGISStore(request.getfixturevalue("postgis_url"), settings)
+    return GeoPackageStore(str(tmp_path / "var" / "ecarto.gpkg"), settings)
+
+
+@pytest.fixture(params=["geopackage", "postgis"])
+def store(request, tmp_path) -> Store:
+    """An empty store, each kind in turn."""
+    store = open_one(request.param, request, tmp_path)
+    yield store
+    store.close()
+
+
+# --- lifecycle: publish, versions, readers ----------------------------------------------------------
+
+
+def test_nothing_is_served_before_the_first_publish(store):
+    assert store.current() is None
+    assert store.versions() == []
+
+
+def test_publish_makes_the_version_current_with_its_report(store, small_dataset):
+    version = store.publish(small_dataset)
+    snap = store.current()
+    assert re.fullmatch(r"\d{8}T\d{12}", version.id)
+    assert snap.version.id == version.id
+    assert snap.version.report == version.report == small_dataset.report
+    assert [v.id for v in store.versions()] == [version.id]
+
+
+def test_versions_list_every_publish_newest_first_with_reports(store, small_dataset):
+    published = []
+    for run in range(3):
+        small_dataset.report = {"run": run}
+        published.append(store.publish(small_dataset).id)
+    assert [v.id for v in store.versions()] == published[::-1]
+    assert [v.report for v in store.versions()] == [{"run": 2}, {"run": 1}, {"run": 0}]
+
+
+def test_a_snapshot_keeps_reading_its_version_after_the_next_publish(store, small_dataset):
+    store.publish(small_dataset)
+    before = store.current()
+    small_dataset.layers["etablissements"].columns["nom"][0] = "École renommée"
+    second = store.publish(small_dataset)
+    after = store.current()
+    assert before.version.id != second.id == after.version.id
+
+    def name(snap):
+        return snap.get("etablissements", "0350001L").properties["nom"]
+
+    with ThreadPoolExecutor(4) as pool:  # threads that never read before open their own connections
+        assert list(pool.map(name, [before, after] * 4)) == ["École Jules Ferry", "École renommée"] * 4
+    assert (name(before), name(after)) == ("École Jules Ferry", "École renommée")
+
+
+@pytest.mark.parametrize("kind", ["geopackage", "postgis"])
+def test_readers_look_for_a_new_version_only_every_version_check_seconds(kind, request, tmp_path, small_dataset):
+    writer = open_one(kind, request, tmp_path)
+    reader = open_one(kind, request, tmp_path, version_check_seconds=0.5)
+    try:
+        first = writer.publish(small_dataset)
+        assert reader.current().version.id == first.id
+        second = writer.publish(small_dataset)
+        assert reader.current().version.id == first.id
+        deadline = time.monotonic() + 30  # the next look is due after 0.5 s: wait for it, not for a delay
+        while reader.current().version.id != second.id and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert reader.current().version.id == second.id
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_rasters_are_copied_into_the_version_folder(store, small_dataset, tmp_path):
+    source = tmp_path / "ingest" / "density.tif"
+    source.parent.mkdir()
+    source.write_bytes(b"not really a tiff")
+    small_dataset.rasters = {"density": {"path": str(source), "title": "Densité"}}
+    version = store.publish(small_dataset)
+    rasters = store.current().meta()["rasters"]
+    target = Path(rasters["density"]["path"])
+    assert rasters == {"density": {"path": str(target), "title": "Densité"}}
+    assert (target.name, target.parent.name) == ("density.tif", version.id)
+    assert target.read_bytes() == b"not really a tiff"
 
 
 @pytest.fixture(params=["geopackage", "postgis"])

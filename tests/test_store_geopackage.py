@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import sqlite3
 import subprocess
 import sys
 import time
 import types
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -50,18 +48,8 @@ def snapshot(store, small_dataset):
     return store.current()
 
 
-def test_nothing_is_served_before_the_first_publish(store, path):
-    assert store.current() is None
-    assert store.versions() == []
-    assert not path.parent.exists()
 
 
-def test_publish_makes_the_version_current(store, small_dataset):
-    version = store.publish(small_dataset)
-    snap = store.current()
-    assert re.fullmatch(r"\d{8}T\d{12}", version.id)
-    assert snap.version == version
-    assert version.report == small_dataset.report  # what it describes: test_store_contract.py
 
 
 def test_polygons_come_back_as_multipolygons(store, small_dataset):
@@ -73,29 +61,8 @@ def test_polygons_come_back_as_multipolygons(store, small_dataset):
     assert feature.geometry.equals(communes.geometries[0])
 
 
-def test_versions_list_every_publish_newest_first_with_reports(store, small_dataset):
-    published = []
-    for run in range(3):
-        small_dataset.report = {"run": run}
-        published.append(store.publish(small_dataset))
-    assert store.versions() == published[::-1]
-    assert [v.report for v in store.versions()] == [{"run": 2}, {"run": 1}, {"run": 0}]
 
 
-def test_a_snapshot_keeps_reading_its_version_after_the_next_publish(store, small_dataset):
-    store.publish(small_dataset)
-    before = store.current()
-    small_dataset.layers["etablissements"].columns["nom"][0] = "École renommée"
-    second = store.publish(small_dataset)
-    after = store.current()
-    assert before.version.id != second.id == after.version.id
-
-    def name(snap):
-        return snap.get("etablissements", "0350001L").properties["nom"]
-
-    with ThreadPoolExecutor(4) as pool:  # threads that never read before open their own connections
-        assert list(pool.map(name, [before, after] * 4)) == ["École Jules Ferry", "École renommée"] * 4
-    assert (name(before), name(after)) == ("École Jules Ferry", "École renommée")
 
 
 def test_snapshots_cannot_write(snapshot):
@@ -103,17 +70,6 @@ def test_snapshots_cannot_write(snapshot):
         snapshot.connection().execute("DELETE FROM etablissements")
 
 
-def test_readers_look_for_a_new_version_only_every_version_check_seconds(path, store, small_dataset):
-    first = store.publish(small_dataset)
-    reader = GeoPackageStore(str(path), Settings(version_check_seconds=0.3))
-    try:
-        assert reader.current().version.id == first.id
-        second = store.publish(small_dataset)
-        assert reader.current().version.id == first.id
-        time.sleep(0.35)
-        assert reader.current().version.id == second.id
-    finally:
-        reader.close()
 
 
 def test_a_failed_publish_leaves_the_previous_version_served(path, store, small_dataset, monkeypatch):
@@ -161,7 +117,7 @@ def test_publish_removes_leftovers_of_killed_runs_and_keeps_the_previous_version
     assert sorted(p.name for p in assets.iterdir()) == [second.id, third.id]
 
 
-def test_rasters_are_copied_into_the_version_folder(path, store, small_dataset, tmp_path):
+def test_rasters_sit_in_the_files_assets_folder_and_cannot_escape_it(path, store, small_dataset, tmp_path):
     source = tmp_path / "ingest" / "density.tif"
     source.parent.mkdir()
     source.write_bytes(b"not really a tiff")

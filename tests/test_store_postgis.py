@@ -64,18 +64,8 @@ def schemas(url: str) -> list[str]:
         return sorted(r[0] for r in rows)
 
 
-def test_nothing_is_served_before_the_first_publish(store):
-    assert store.current() is None
-    assert store.versions() == []
 
 
-def test_publish_makes_the_version_current_with_its_report(store, small_dataset):
-    version = store.publish(small_dataset)
-    snap = store.current()
-    assert snap.version.id == version.id
-    assert snap.version.report == small_dataset.report
-    assert [v.id for v in store.versions()] == [version.id]
-    assert schemas(store.url) == [f"ecarto_v{version.id}"]
 
 
 def test_an_abandoned_page_gives_its_connection_back(settings, small_dataset):
@@ -124,16 +114,6 @@ def test_physical_schema_for_tiles(store, snapshot, small_dataset):
     assert any("(z, cx, cy)" in d for d in indexes)
 
 
-def test_rasters_are_copied_into_the_version_folder(store, settings, small_dataset, tmp_path):
-    source = tmp_path / "ingest" / "density.tif"
-    source.parent.mkdir()
-    source.write_bytes(b"not really a tiff")
-    small_dataset.rasters = {"density": {"path": str(source), "title": "Densité"}}
-    version = store.publish(small_dataset)
-    rasters = store.current().meta()["rasters"]
-    target = Path(settings.assets_dir).resolve() / version.id / "density.tif"
-    assert rasters == {"density": {"path": str(target), "title": "Densité"}}
-    assert target.read_bytes() == b"not really a tiff"
 
 
 def test_a_failed_publish_leaves_the_previous_version_served(store, settings, small_dataset, tmp_path):
@@ -187,17 +167,6 @@ def test_concurrent_publishes_take_turns(settings, small_dataset):
             store.close()
 
 
-def test_a_new_version_shows_after_version_check_seconds(settings, store, small_dataset):
-    first = store.publish(small_dataset)
-    reader = PostGISStore(settings.database, settings.replace(version_check_seconds=0.5))
-    try:
-        assert reader.current().version.id == first.id
-        second = store.publish(small_dataset)
-        assert reader.current().version.id == first.id
-        time.sleep(0.6)
-        assert reader.current().version.id == second.id
-    finally:
-        reader.close()
 
 
 def test_a_connection_is_pinged_only_after_sitting_idle_and_one_lost_meanwhile_is_replaced(

@@ -14,7 +14,7 @@ from styles import palettes
 from styles.catalogue import StyleSource, style_ids, theme_indicators
 from styles.classes import for_aggregates, for_schools, format_number
 from styles.maplibre import build_style
-from tests.themed import ZOOMS, catalogue
+from tests.support.themed import ZOOMS, catalogue
 from tileserver.core.settings import Settings
 from tileserver.web.app import create_app
 

@@ -12,7 +12,7 @@ import shapely
 from shapely.geometry import shape
 
 from ingest.clusters import cell_of
-from tests.tiletools import CELLS, CLUSTER_MAXZOOM, decode, synthetic_dataset
+from tests.support.tiletools import CELLS, CLUSTER_MAXZOOM, decode, synthetic_dataset
 from tileserver.core.coverage import ZoomTiles, touched
 from tileserver.core.dataset import COUNTED_TYPES
 from tileserver.core.grid import Tile, tile_at, tile_bounds

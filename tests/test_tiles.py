@@ -8,7 +8,7 @@ import re
 import pytest
 from werkzeug.test import Client, TestResponse
 
-from tests.tiletools import decode, gdal_decode, synthetic_dataset
+from tests.support.tiletools import decode, gdal_decode, synthetic_dataset
 from tileserver.core.errors import Unavailable
 from tileserver.core.grid import Tile
 from tileserver.core.settings import Settings

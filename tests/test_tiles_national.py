@@ -10,7 +10,7 @@ import pytest
 import shapely
 
 from bench.tiles import BUDGET_KB, size_table, sizes
-from tests.tiletools import decode
+from tests.support.tiletools import decode
 from tileserver.core.coverage import covered, geometries
 from tileserver.core.dataset import COLLECTIONS, SCHOOLS
 from tileserver.core.settings import Settings

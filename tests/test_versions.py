@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from tests.conftest import ingest_into, small_manifest
+from tests.support.national import ingest_into, small_manifest
 from tests.test_ingest import SAMPLE_94
 from tileserver.core.settings import Settings
 from tileserver.core.stores.geopackage import GeoPackageStore

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tests.tiletools import decode, synthetic_dataset
+from tests.support.tiletools import decode, synthetic_dataset
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.web.app import create_app

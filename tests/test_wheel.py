@@ -21,7 +21,7 @@ import pytest
 import requests
 
 from bench.processes import free_port
-from tests.conftest import REPO
+from tests.support.national import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 STARTUP_SECONDS = 60

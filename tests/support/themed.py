@@ -15,15 +15,16 @@ import numpy as np
 import shapely
 from shapely.geometry import MultiPolygon, box
 
-from ingest.clusters import build_clusters
+from ingest.clusters import DEFAULT_CELLS
 from ingest.manifest import load_manifest
 from ingest.summaries import published_catalogue, territory_summaries
-from tileserver.core.dataset import COUNTED_TYPES, SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
-from tileserver.core.mercator import to_mercator
+from tests.support.datasets import clusters_of, mercator, school_counts
+from tileserver.core.dataset import SCHOOLS, Clusters, Dataset, Field, Generalised, Layer
 
-MANIFEST = Path(__file__).resolve().parent.parent / "sources" / "local.toml"
+MANIFEST = Path(__file__).resolve().parents[2] / "sources" / "local.toml"
 WEST, SOUTH, EAST, NORTH = -4.8, 47.2, -0.8, 48.8
 CLUSTER_MAXZOOM = 12
+CLUSTER_CELLS = DEFAULT_CELLS
 ZOOMS = {SCHOOLS: (0, 14), "regions": (0, 10), "academies": (0, 10), "departements": (0, 12),
          "epci": (4, 14), "communes": (6, 14)}
 # Cells per side of each level's grid, and how to name a cell.
@@ -56,7 +57,7 @@ def themed_dataset(n_schools: int = 3000, seed: int = 7) -> Dataset:
         layers[level] = _territories(level, codes[level], types, values, entries)
     published = published_catalogue(catalogue(), layers)
     return Dataset(layers=layers, clusters=_clusters(lon, lat, types, statuts, values),
-                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=16, catalogue=published,
+                   cluster_maxzoom=CLUSTER_MAXZOOM, cluster_cells=CLUSTER_CELLS, catalogue=published,
                    report={"datasets": {}}, summaries=territory_summaries(published, layers))
 
 
@@ -111,21 +112,17 @@ def _territories(level: str, school_codes, types, values, entries) -> Layer:
     shapes = [MultiPolygon([box(WEST + c * width, SOUTH + r * height, WEST + (c + 1) * width,
                                 SOUTH + (r + 1) * height)]) for c, r in cells]
     members = {code: np.flatnonzero(np.asarray(school_codes) == code) for code in ids}
-    columns: dict[str, list] = {"code": ids, "nom": [f"{NAMES[level]} {code[-4:]}" for code in ids]}
-    columns["etablissements"] = [len(members[c]) for c in ids]
-    for t in COUNTED_TYPES:
-        columns[f"n_{t}"] = [sum((types[i] if types[i] in COUNTED_TYPES else "autre") == t for i in members[c])
-                             for c in ids]
+    columns: dict[str, list] = {"code": ids, "nom": [f"{NAMES[level]} {code[-4:]}" for code in ids],
+                                **school_counts(types, [members[c] for c in ids])}
     fields = [Field(name, "string" if name in ("code", "nom") else "integer", name) for name in columns]
     for e in entries:
         share = e["aggregate"] == "share"
         columns[e["id"]] = [_aggregate(values[e["id"]][members[c]], share) for c in ids]
         fields.append(Field(e["id"], "number", e["label"], "%" if share else e["unit"], e["theme"]))
-    mercator = np.array([shapely.transform(s, lambda xy: np.array([to_mercator(x, y) for x, y in xy]))
-                         for s in shapes], dtype=object)
+    projected = np.array([mercator(s) for s in shapes], dtype=object)
     minzoom, maxzoom = ZOOMS[level]
     return Layer(level, level.capitalize(), f"Synthetic {level}", "MultiPolygon", "code", fields, ids, columns,
-                 np.array(shapes, dtype=object), minzoom, maxzoom, [Generalised(minzoom, maxzoom, mercator)])
+                 np.array(shapes, dtype=object), minzoom, maxzoom, [Generalised(minzoom, maxzoom, projected)])
 
 
 def _aggregate(values: np.ndarray, share: bool) -> float | None:
@@ -136,5 +133,4 @@ def _aggregate(values: np.ndarray, share: bool) -> float | None:
 
 
 def _clusters(lon, lat, types, statuts, values) -> Clusters:
-    x, y = np.array([to_mercator(a, b) for a, b in zip(lon, lat, strict=True)]).T
-    return build_clusters(x, y, list(types), list(statuts), values, maxzoom=CLUSTER_MAXZOOM)
+    return clusters_of(lon, lat, types, statuts, values, maxzoom=CLUSTER_MAXZOOM, cells=CLUSTER_CELLS)

@@ -22,10 +22,9 @@ import shapely
 from mapbox_vector_tile.Mapbox import vector_tile_pb2
 from shapely.geometry import MultiPolygon, Polygon, box
 
-from ingest.clusters import build_clusters
+from tests.support.datasets import clusters_of, mercator, school_counts
 from tileserver.core.dataset import COUNTED_TYPES, Dataset, Field, Generalised, Layer
 from tileserver.core.grid import Tile
-from tileserver.core.mercator import to_mercator
 
 OGR2OGR = shutil.which("ogr2ogr") or "/usr/bin/ogr2ogr"
 CLUSTER_MAXZOOM = 10
@@ -61,13 +60,12 @@ def synthetic_dataset(n: int = 3000, seed: int = 7, *, label: str = "") -> Datas
     schools = _schools(rng, lon, lat, label)
     communes = _communes(schools)
     departements = _departements(schools)
-    x, y = np.array([to_mercator(a, b) for a, b in zip(lon, lat, strict=True)]).T
     values = {
         "debit": np.array([np.nan if v is None else v for v in schools.columns["debit"]]),
         "fibre": np.array([np.nan if v is None else float(v) for v in schools.columns["fibre"]]),
     }
-    clusters = build_clusters(x, y, schools.columns["type"], schools.columns["statut"], values,
-                              maxzoom=CLUSTER_MAXZOOM, cells=CELLS)
+    clusters = clusters_of(lon, lat, schools.columns["type"], schools.columns["statut"], values,
+                           maxzoom=CLUSTER_MAXZOOM, cells=CELLS)
     return Dataset(
         layers={layer.id: layer for layer in (schools, communes, departements)},
         clusters=clusters,
@@ -119,9 +117,9 @@ def _communes(schools: Layer) -> Layer:
             shapes.append(MultiPolygon([Polygon(outer, hole)]))
     codes.append("97400")
     shapes.append(MultiPolygon([box(55.2, -21.4, 55.85, -20.85)]))
-    low = [None if code == "00000" else _mercator(s.envelope) for code, s in zip(codes, shapes, strict=True)]
+    low = [None if code == "00000" else mercator(s.envelope) for code, s in zip(codes, shapes, strict=True)]
     generalised = [Generalised(6, 9, np.array(low, dtype=object)),
-                   Generalised(10, 14, np.array([_mercator(s) for s in shapes], dtype=object))]
+                   Generalised(10, 14, np.array([mercator(s) for s in shapes], dtype=object))]
     return _territories("communes", codes, shapes, schools.columns["code_commune"], schools, 6, 14, generalised)
 
 
@@ -143,12 +141,8 @@ def _territories(level: str, codes: list[str], shapes: list, member_of: list[str
     members: dict[str, list[int]] = {code: [] for code in codes}
     for i, code in enumerate(member_of):
         members[code].append(i)
-    kinds = schools.columns["type"]
     columns: dict[str, list] = {"code": codes, "nom": [f"{level} {c}" for c in codes],
-                                "etablissements": [len(members[c]) for c in codes]}
-    for t in COUNTED_TYPES[:-1]:
-        columns[f"n_{t}"] = [sum(kinds[i] == t for i in members[c]) for c in codes]
-    columns["n_autre"] = [sum(kinds[i] not in COUNTED_TYPES[:-1] for i in members[c]) for c in codes]
+                                **school_counts(schools.columns["type"], [members[c] for c in codes])}
     debits = [[schools.columns["debit"][i] for i in members[c] if schools.columns["debit"][i] is not None]
               for c in codes]
     columns["debit"] = [sum(d) / len(d) if d else None for d in debits]
@@ -159,9 +153,6 @@ def _territories(level: str, codes: list[str], shapes: list, member_of: list[str
                  np.array(shapes, dtype=object), minzoom, maxzoom, generalised)
 
 
-def _mercator(geometry):
-    """A lon/lat geometry in EPSG:3857."""
-    return shapely.transform(geometry, lambda xy: np.array([to_mercator(x, y) for x, y in xy]))
 
 
 def decode(data: bytes) -> dict[str, list[dict]]:
