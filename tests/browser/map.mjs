@@ -154,11 +154,18 @@ async function run(page) {
   report.steps.zoom13 = { ...(await rendered(page)), screenshot: await shot(page, '3b-rennes-zoom13') };
   const target = await page.evaluate(() => {
     const map = window.ecartoMap;
-    const [school] = map.queryRenderedFeatures({ layers: ['etablissements-points'] });
-    if (!school) return null;
-    const point = map.project(school.geometry.coordinates);
-    const box = map.getCanvas().getBoundingClientRect();
-    return { x: box.left + point.x, y: box.top + point.y, uai: school.properties.uai, nom: school.properties.nom };
+    const canvas = map.getCanvas();
+    const box = canvas.getBoundingClientRect();
+    // The first school drawn where nothing (legend, panel, controls) covers the map.
+    for (const school of map.queryRenderedFeatures({ layers: ['etablissements-points'] })) {
+      const point = map.project(school.geometry.coordinates);
+      const x = box.left + point.x;
+      const y = box.top + point.y;
+      if (document.elementFromPoint(x, y) === canvas) {
+        return { x, y, uai: school.properties.uai, nom: school.properties.nom };
+      }
+    }
+    return null;
   });
   report.steps.click = { target };
   if (target) {
