@@ -132,9 +132,17 @@ def unpack(value: bytes) -> tuple[bytes, bytes | None]:
 
 
 def key_text(key: tuple) -> str:
-    """A cache key tuple as a Redis key: its values joined, nested tuples by commas.
+    """A cache key tuple as a Redis key: its values joined, nested tuples by commas, pairs by `=`.
 
     >>> key_text(("mvt", "20260101T000000000000", ("regions", "epci"), 3, 2, 5, (), ("public",)))
     'mvt:20260101T000000000000:regions,epci:3:2:5::public'
+    >>> key_text(("mvt", "v", ("etablissements",), 9, 1, 2, (), (), (("code_departement", "35"),)))
+    'mvt:v:etablissements:9:1:2:::code_departement=35'
     """
-    return ":".join(",".join(map(str, part)) if isinstance(part, tuple) else str(part) for part in key)
+    return ":".join(",".join(_text(item) for item in part) if isinstance(part, tuple) else str(part)
+                    for part in key)
+
+
+def _text(item: object) -> str:
+    """One value of a key part; a (name, value) pair such as a territory filter as `name=value`."""
+    return "=".join(map(str, item)) if isinstance(item, tuple) else str(item)
