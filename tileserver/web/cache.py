@@ -105,6 +105,19 @@ class TileCache:
                 self._cache[key] = tile
         return tile
 
+    def vector_tile(self, version: str, key: tuple, member: str | None, make: Callable[[], bytes]) -> CachedTile:
+        """The vector tile of `key` (`mvt_key`): here, else in the shared cache, else made and kept in both.
+
+        `member` names a plain tile in the hit counts that pick the next version's hot set (`hot_member`);
+        a filtered tile (None) is not counted.
+        """
+        shared = self.shared
+        if shared is None:
+            return self.get_or_make(key, lambda: prepare(make(), MediaType.MVT))
+        if member is not None:
+            shared.count(version, member)
+        return self.get_or_make(key, lambda: shared_or_made(shared, key, make))
+
     @property
     def bytes_used(self) -> int:
         return int(self._cache.currsize) if self._cache is not None else 0
@@ -133,14 +146,9 @@ def cached_tile(cache: TileCache, snap: Snapshot, names: tuple[str, ...], tile: 
     """A vector tile of the snapshot from the cache, else from the shared cache, else made (and kept in both)."""
     if SCHOOLS not in names:
         filters = TileFilter()  # filters only change the schools: one cache entry whatever they say
-    key = mvt_key(snap.version.id, names, tile, filters)
-    make = partial(snap.tile, tile, layers=names, filters=filters)
-    shared = cache.shared
-    if shared is None:
-        return cache.get_or_make(key, lambda: prepare(make(), MediaType.MVT))
-    if filters == TileFilter():
-        shared.count(snap.version.id, hot_member(names, tile))
-    return cache.get_or_make(key, lambda: shared_or_made(shared, key, make))
+    member = hot_member(names, tile) if filters == TileFilter() else None
+    return cache.vector_tile(snap.version.id, mvt_key(snap.version.id, names, tile, filters), member,
+                             partial(snap.tile, tile, layers=names, filters=filters))
 
 
 def shared_or_made(shared: SharedCache, key: tuple, make: Callable[[], bytes]) -> CachedTile:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
 from tileserver.core.settings import Settings
-from tileserver.core.store import TileFilter
+from tileserver.core.store import Snapshot, TileFilter
 from tileserver.web import params
-from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cached_tile, cdn_tags, matches_etag
+from tileserver.web.cache import CachedTile, TileCache, accepts_gzip, cdn_tags, hot_member, matches_etag, mvt_key
 from tileserver.web.warm import VersionGate
 
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
@@ -27,6 +27,11 @@ ERROR = "ecarto.shortcut_error"  # the environ key of an error met here, raised 
 
 _PATH = re.compile(r"/tiles/([a-z0-9_,-]{1,400})/([0-9]{1,8})/([0-9]{1,8})/([0-9]{1,8})\.mvt")
 _VERSION = re.compile(r"v=([0-9A-Za-z]{1,40})")
+
+
+MAX_ROUTES = 50_000  # plain tile paths remembered per version (about 30 MB at most); past it, forgotten at once
+
+Reply = tuple[str, list[tuple[str, str]], bytes]
 
 
 class PlainTile(NamedTuple):
@@ -39,6 +44,56 @@ class PlainTile(NamedTuple):
     version: str | None
 
 
+class Route:
+    """A plain tile path in one version, parsed and checked once: its cache key and its answers' headers.
+
+    A warm tile is then a dictionary lookup, a cache lookup and the headers made for its bytes
+    the first time they were sent, instead of a regular expression, the layer and tile checks,
+    the key and a dozen headers built anew on each request.
+    """
+
+    __slots__ = ("cache_control", "key", "member", "names", "prepared", "snap", "tags", "tile")
+
+    def __init__(self, snap: Snapshot, asked: PlainTile, cache_control: str):
+        names = tuple(info.id for info in params.layers(snap, asked.layers))
+        tile = params.tile(asked.z, asked.x, asked.y)
+        self.key = mvt_key(snap.version.id, names, tile)
+        self.member = hot_member(names, tile)
+        self.snap, self.names, self.tile = snap, names, tile
+        current = asked.version is None or asked.version == snap.version.id
+        self.cache_control = cache_control if current else "no-cache"
+        self.tags = cdn_tags(snap.version.id, names)
+        self.prepared: tuple[str, Reply, Reply] | None = None  # an ETag, its plain and its gzipped answers
+
+    def make(self) -> bytes:
+        """The tile's bytes, made by the store (on a miss of both caches)."""
+        return self.snap.tile(self.tile, layers=self.names, filters=TileFilter())
+
+    def reply(self, tile: CachedTile, environ: dict[str, Any], cors: list[tuple[str, str]]) -> Reply:
+        """The answer `cache.tile_response` gives for the tile, CORS headers included."""
+        prepared = self.prepared
+        if prepared is None or prepared[0] != tile.etag:  # first sent, or evicted and made anew
+            prepared = self.prepared = (tile.etag, self._answer(tile, cors, False), self._answer(tile, cors, True))
+        if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
+            return "304 NOT MODIFIED", [*self._headers(tile), *cors], b""
+        return prepared[2] if accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")) else prepared[1]
+
+    def _headers(self, tile: CachedTile) -> list[tuple[str, str]]:
+        return [("ETag", tile.etag), ("Cache-Control", self.cache_control), ("Vary", "Accept-Encoding"), *self.tags]
+
+    def _answer(self, tile: CachedTile, cors: list[tuple[str, str]], gzipped: bool) -> Reply:
+        """The 200 (or, for an empty tile, the 204) of the tile, gzipped when asked and it helps."""
+        headers = self._headers(tile)
+        if not tile.body:  # an empty tile: most tiles at high zoom, over the sea or the countryside
+            return "204 NO CONTENT", [*headers, ("Content-Type", str(tile.media_type)), *cors], b""
+        body = tile.body
+        if gzipped and tile.gzipped is not None:
+            body = tile.gzipped
+            headers.append(("Content-Encoding", "gzip"))
+        headers += [("Content-Type", str(tile.media_type)), ("Content-Length", str(len(body))), *cors]
+        return "200 OK", headers, body
+
+
 class TileShortcut:
     """WSGI middleware answering plain tile requests itself and passing every other request to `app`."""
 
@@ -49,13 +104,13 @@ class TileShortcut:
         self.cache = cache
         self.cache_control = settings.cache_control
         self.cors = list(cors.items())
+        self._routes: tuple[str, dict[tuple[str, str], Route]] = ("", {})  # a version and its routes
 
     def __call__(self, environ: dict[str, Any], start_response: Callable) -> Iterable[bytes]:
         answer = None
-        asked = plain_tile(environ)
-        if asked is not None:
+        if environ.get("REQUEST_METHOD") == "GET":
             try:
-                answer = self._answer(asked, environ)
+                answer = self._answer(environ)
             except Exception as error:  # rendered (and logged when unexpected) by the app
                 environ[ERROR] = error
         if answer is None:
@@ -64,43 +119,48 @@ class TileShortcut:
         start_response(status, headers)
         return [body]
 
-    def _answer(self, asked: PlainTile, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    def _answer(self, environ: dict[str, Any]) -> Reply | None:
         """Status, headers and body of the tile, or None to let the app answer."""
         snap = self.gate.current()
         if snap is None:  # nothing published yet: the app says so
             return None
-        names = tuple(info.id for info in params.layers(snap, asked.layers))
-        tile = cached_tile(self.cache, snap, names, params.tile(asked.z, asked.x, asked.y), TileFilter())
-        current = asked.version is None or asked.version == snap.version.id
-        tags = cdn_tags(snap.version.id, names)
-        return self._reply(tile, self.cache_control if current else "no-cache", tags, environ)
+        route = self._route(snap, environ.get("PATH_INFO", ""), environ.get("QUERY_STRING", ""))
+        if route is None:
+            return None
+        tile = self.cache.vector_tile(snap.version.id, route.key, route.member, route.make)
+        return route.reply(tile, environ, self.cors)
 
-    def _reply(self, tile: CachedTile, cache_control: str, tags: tuple[tuple[str, str], ...],
-               environ: dict[str, Any]) -> tuple[str, list, bytes]:
-        """The answer `cache.tile_response` gives for a tile, CORS headers included."""
-        headers = [("ETag", tile.etag), ("Cache-Control", cache_control), ("Vary", "Accept-Encoding"), *tags]
-        if matches_etag(environ.get("HTTP_IF_NONE_MATCH"), tile.etag):
-            return "304 NOT MODIFIED", headers + self.cors, b""
-        if not tile.body:  # an empty tile: most tiles at high zoom, over the sea or the countryside
-            return "204 NO CONTENT", [*headers, ("Content-Type", str(tile.media_type)), *self.cors], b""
-        body = tile.body
-        if tile.gzipped is not None and accepts_gzip(environ.get("HTTP_ACCEPT_ENCODING")):
-            body = tile.gzipped
-            headers.append(("Content-Encoding", "gzip"))
-        headers += [("Content-Type", str(tile.media_type)), ("Content-Length", str(len(body))), *self.cors]
-        return "200 OK", headers, body
+    def _route(self, snap: Snapshot, path: str, query: str) -> Route | None:
+        """The route of a plain tile path in the snapshot's version (made on its first request), else None.
+
+        Only paths that are valid tiles are remembered: a request the app answers with an error is
+        parsed again each time, so no crafted path can fill the table.
+        """
+        version, routes = self._routes  # one read: a thread still on the previous version keeps its own table
+        if version != snap.version.id:  # a new version: its keys and tags are new
+            routes = {}
+            self._routes = (snap.version.id, routes)
+        route = routes.get((path, query))
+        if route is None:
+            asked = plain_tile(path, query)
+            if asked is None:
+                return None
+            route = Route(snap, asked, self.cache_control)
+            if len(routes) >= MAX_ROUTES:
+                routes.clear()
+            routes[(path, query)] = route
+        return route
 
 
-def plain_tile(environ: dict[str, Any]) -> PlainTile | None:
-    """The request as a plain tile request, or None when it is anything else.
+def plain_tile(path: str, query: str) -> PlainTile | None:
+    """The path and query string of a GET as a plain tile request, or None when it is anything else.
 
-    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions,epci/3/2/5.mvt", "QUERY_STRING": "v=1"})
+    >>> plain_tile("/tiles/regions,epci/3/2/5.mvt", "v=1")
     PlainTile(layers='regions,epci', z='3', x='2', y='5', version='1')
-    >>> plain_tile({"REQUEST_METHOD": "GET", "PATH_INFO": "/tiles/regions/3/2/5.mvt", "QUERY_STRING": "type=x"})
+    >>> plain_tile("/tiles/regions/3/2/5.mvt", "type=x")
     """
-    path = _PATH.fullmatch(environ.get("PATH_INFO", ""))
-    query = environ.get("QUERY_STRING", "")
+    matched = _PATH.fullmatch(path)
     version = _VERSION.fullmatch(query) if query else None
-    if environ.get("REQUEST_METHOD") != "GET" or path is None or (query and version is None):
+    if matched is None or (query and version is None):
         return None
-    return PlainTile(*path.groups(), version and version.group(1))
+    return PlainTile(*matched.groups(), version and version.group(1))
