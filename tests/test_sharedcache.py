@@ -9,12 +9,14 @@ from __future__ import annotations
 import gzip
 import socket
 import subprocess
+import time
 
 import pytest
 import redis
 
 from bench.processes import free_port
 from tests.support.tiletools import decode, synthetic_dataset
+from tileserver.core import sharedcache
 from tileserver.core.errors import ConfigError
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache
@@ -120,3 +122,25 @@ def test_a_redis_that_does_not_answer_is_skipped_after_its_timeout(database, red
 def test_a_redis_timeout_must_be_positive():
     with pytest.raises(ConfigError, match="ECARTO_REDIS_TIMEOUT_SECONDS"):
         Settings.from_env({"ECARTO_REDIS_URL": "redis://127.0.0.1:6379/0", "ECARTO_REDIS_TIMEOUT_SECONDS": "0"})
+
+
+def test_hit_counts_wait_in_memory_and_go_to_redis_in_one_round_trip(redis_url, redis_prefix, monkeypatch):
+    monkeypatch.setattr(sharedcache, "FLUSH_SECONDS", 3600.0)  # only the explicit flush below sends them
+    shared = SharedCache(redis_url, prefix=redis_prefix, timeout=2, sample=1)
+    for member in ("regions/3/2/5", "epci/4/1/1", "regions/3/2/5"):
+        shared.count("v1", member)
+    assert shared.most_requested("v1", 10) == []  # no request waited for Redis
+    shared.flush()
+    assert shared.most_requested("v1", 10) == ["regions/3/2/5", "epci/4/1/1"]
+    shared.close()
+
+
+def test_the_flusher_thread_sends_the_counts_on_its_own(redis_url, redis_prefix, monkeypatch):
+    monkeypatch.setattr(sharedcache, "FLUSH_SECONDS", 0.01)
+    shared = SharedCache(redis_url, prefix=redis_prefix, timeout=2, sample=1)
+    shared.count("v1", "regions/3/2/5")
+    deadline = time.monotonic() + 60
+    while not shared.most_requested("v1", 10) and time.monotonic() < deadline:
+        time.sleep(0.01)  # polls for the flush, which may be late on a busy machine
+    assert shared.most_requested("v1", 10) == ["regions/3/2/5"]
+    shared.close()

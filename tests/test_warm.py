@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
 
 from tests.support.tiletools import decode, synthetic_dataset
+from tileserver.cli import main
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.web.app import create_app
@@ -79,3 +81,22 @@ def test_without_redis_a_new_version_is_served_at_once(database, redis_prefix):
 
 def _refuse(*args, **kwargs):
     raise AssertionError("the store was asked for a tile")
+
+
+def test_ecarto_warm_makes_the_hot_set_an_operator_asks_for(database, redis_url, redis_prefix, monkeypatch, capsys):
+    monkeypatch.setenv("ECARTO_REDIS_URL", redis_url)
+    monkeypatch.setenv("ECARTO_REDIS_PREFIX", redis_prefix)
+    assert main(["warm", "--database", database, "--version", "20000101T000000000000"]) == 0
+    assert "nothing to warm" in capsys.readouterr().out
+    assert main(["warm", "--database", database]) == 0
+    assert re.fullmatch(r"warmed \d{8}T\d{12}: [1-9]\d* tiles in the shared cache\n", capsys.readouterr().out)
+    app = app_on(database, redis_url, redis_prefix)
+    app.extensions["ecarto.store"].current().tile = _refuse
+    assert app.test_client().get(LOW).status_code == 200  # made by `ecarto warm`, read from Redis
+    app.extensions["ecarto.store"].close()
+
+
+def test_ecarto_warm_without_a_shared_cache_says_so(database, monkeypatch, capsys):
+    monkeypatch.delenv("ECARTO_REDIS_URL", raising=False)
+    assert main(["warm", "--database", database]) == 1
+    assert "ECARTO_REDIS_URL is not set" in capsys.readouterr().err

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import socket
@@ -105,6 +106,15 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--jobs", type=int, help="processes making tiles (default: one per CPU)")
     seed.add_argument("--no-progress", action="store_true", help="no progress bar")
     seed.set_defaults(run=_seed)
+
+    warm = commands.add_parser("warm", help="make the current version's hot set into the shared cache (Redis)",
+                               description="What a server does when a version lands (docs/scaling.md): run it "
+                               "after an ingest so that no server waits for the warm-up.", formatter_class=DefaultsHelp)
+    warm.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
+    warm.add_argument("--version", help="warm only if this is the current version (default: whatever is current)")
+    warm.add_argument("--previous", default="", help="the version whose most requested tiles join the hot set")
+    warm.add_argument("--nice", type=int, default=0, help="run at this niceness (the servers start it at 10)")
+    warm.set_defaults(run=_warm)
     return parser
 
 
@@ -167,6 +177,45 @@ def _seed(args: argparse.Namespace) -> int:
                   output_format=Format(args.format), progress=not (args.no_progress or args.quiet))
     print(report.summary())
     return 0
+
+
+def _warm(args: argparse.Namespace) -> int:
+    lower_priority(args.nice)  # before the imports, which take seconds of processor
+    from tileserver.core.sharedcache import SharedCache
+    from tileserver.core.stores import open_store
+    from tileserver.web.warm import warm
+
+    settings = Settings.from_env(database=args.database)
+    shared = SharedCache.from_settings(settings)
+    if shared is None:
+        raise ConfigError("ECARTO_REDIS_URL is not set: there is no shared cache to warm")
+    store = open_store(settings.database, settings)
+    try:
+        current = store.current()
+        if current is None or (args.version and current.version.id != args.version):
+            print(f"{settings.database}: version {args.version or 'none'} is not the current one; nothing to warm")
+            return 0
+        made = warm(shared, args.previous, current, settings)
+    finally:
+        store.close()
+    print(f"warmed {current.version.id}: {made} tiles in the shared cache")
+    return 0
+
+
+def lower_priority(nice: int) -> None:
+    """Run at niceness `nice`, also against other sessions when this process leads its own.
+
+    Linux groups the processes of each session (autogroup, on by default): a niced process only
+    yields to its own session, and a warm-up started in a session of its own by a server would
+    take as much processor as the server itself. Its session's niceness is raised too, which only
+    a session leader does, so that `ecarto warm --nice` typed in a terminal leaves the terminal alone.
+    """
+    if nice <= 0:
+        return
+    os.nice(nice)
+    if os.getsid(0) == os.getpid():
+        with contextlib.suppress(OSError):  # no autogroup in this kernel
+            Path("/proc/self/autogroup").write_text(str(nice))
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:

@@ -81,6 +81,14 @@ class Settings:
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
 
+    def environ(self) -> dict[str, str]:
+        """The `ECARTO_*` variables that read back as these settings, for a process started from this one.
+
+        >>> Settings.from_env(Settings(max_limit=50).environ()).max_limit
+        50
+        """
+        return {PREFIX + f.name.upper(): str(getattr(self, f.name)) for f in fields(self)}
+
     def replace(self, **changes: Any) -> Settings:
         """A copy with some fields changed (validated again)."""
         return dataclasses.replace(self, **changes)

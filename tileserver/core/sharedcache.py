@@ -11,6 +11,9 @@ is skipped, the request goes on to the store, and Redis is left alone for
 
 The same connection counts the most requested tiles of a version (1 request in
 `ECARTO_HOT_SAMPLE`, in a sorted set) and holds the lock and the flag of the warm-up (`warm`).
+Counting never waits for Redis: a request adds to a count in memory, and a thread of the cache's
+own sends the counts every `FLUSH_SECONDS` in one round trip (a Redis call on one request in
+sixteen cost a fifth of the warm tiles' throughput and most of their p99).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import random
 import struct
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -32,6 +36,8 @@ from tileserver.core.settings import Settings
 log = logging.getLogger("ecarto.sharedcache")
 T = TypeVar("T")
 _LENGTH = struct.Struct(">I")  # a value: the tile's length, the tile, then its gzip (if any)
+FLUSH_SECONDS = 1.0  # how often the hit counts kept in memory go to Redis
+MAX_COUNTED = 20_000  # distinct tiles counted between two flushes; the rest of that second is not counted
 
 
 class SharedCache:
@@ -44,6 +50,8 @@ class SharedCache:
         self._backoff = backoff
         self._down_until = float("-inf")
         self._guard = threading.Lock()
+        self._counts: Counter[tuple[str, str]] = Counter()  # (version, tile) -> requests, since the last flush
+        self._flusher: threading.Thread | None = None
         # no retry: a second try of a dead server doubles the wait the back-off is there to avoid
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
@@ -66,9 +74,39 @@ class SharedCache:
         self._call(lambda: self._redis.set(self._key("tile", key), pack(body, gzipped)))
 
     def count(self, version: str, member: str) -> None:
-        """Count one request of a tile, one time in `sample` (by `sample`, so counts stay in requests)."""
+        """Count one request of a tile, one time in `sample` (by `sample`, so counts stay in requests).
+
+        In memory only: the flusher thread (started on the first count) sends the counts to Redis.
+        """
         if self.sample > 0 and random.random() * self.sample < 1:
-            self._call(lambda: self._redis.zincrby(self._key("hot", version), self.sample, member))
+            counts = self._counts
+            if len(counts) < MAX_COUNTED or (version, member) in counts:
+                counts[version, member] += self.sample  # a rare lost update between threads is no harm
+            if self._flusher is None:
+                self._start_flusher()
+
+    def flush(self) -> None:
+        """Send the counts kept in memory to Redis, in one round trip."""
+        counts, self._counts = self._counts, Counter()
+        if counts:
+            self._call(lambda: self._send_counts(counts))
+
+    def _send_counts(self, counts: Counter[tuple[str, str]]) -> None:
+        pipeline = self._redis.pipeline(transaction=False)
+        for (version, member), n in counts.items():
+            pipeline.zincrby(self._key("hot", version), n, member)
+        pipeline.execute()
+
+    def _start_flusher(self) -> None:
+        with self._guard:
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_forever, name="ecarto hit counts", daemon=True)
+                self._flusher.start()
+
+    def _flush_forever(self) -> None:
+        while True:
+            time.sleep(FLUSH_SECONDS)
+            self.flush()
 
     def most_requested(self, version: str, n: int) -> list[str]:
         """The n tiles most requested in a version, most first (none when Redis is away)."""

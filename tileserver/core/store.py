@@ -9,9 +9,11 @@ even if a new ingest publishes meanwhile.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -102,7 +104,12 @@ def public_meta(meta: dict) -> dict:
 
 
 class VersionMeta:
-    """The part of a snapshot both stores share: a version's metadata, read once when it is opened."""
+    """The part of a snapshot both stores share: a version's metadata, read once when it is opened.
+
+    Its `summaries` may come as JSON text, decoded on first use (`LAZY_META`).
+    """
+
+    LAZY_META = ("summaries",)  # keys a store may hand over undecoded
 
     def __init__(self, meta: dict):
         self._meta = meta
@@ -129,7 +136,14 @@ class VersionMeta:
 
         Shared by every request that reads this version: callers read it and never change it.
         """
-        return self._meta.get("summaries", {}).get(level, {})
+        return self._summaries.get(level, {})
+
+    @cached_property
+    def _summaries(self) -> dict:
+        """Every level's summaries, decoded on the first sheet asked: a megabyte of JSON whose decoding
+        held a worker's interpreter lock for 40 ms in the middle of the tile traffic when a version landed."""
+        found = self._meta.get("summaries") or {}
+        return json.loads(found) if isinstance(found, str) else found
 
     def meta(self) -> dict:
         """Cluster zoom, cells per tile side, indicators summed in clusters, rasters by id.

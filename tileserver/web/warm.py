@@ -2,7 +2,10 @@
 
 Without it, every worker of every machine starts cold on the minute a version lands, and the
 first seconds are the slowest of the day. With a shared cache (`core.sharedcache`), one worker
-takes a lock in Redis and makes the new version's hot set: every tile that holds something up to
+takes a lock in Redis and starts `ecarto warm`, which makes the new version's hot set in a process
+of its own at a lower priority (`WARM_NICE`): made in a thread of a serving worker, it held that
+worker's interpreter lock for milliseconds at a time and multiplied the p99 of the tiles it served
+by eight (bench.scale). The hot set is every tile that holds something up to
 `ECARTO_WARM_MAXZOOM`, for each layer combination the previous version was asked for (each
 collection alone, as the styles ask, when nothing was counted), then the previous version's
 `ECARTO_WARM_TOP` most requested tiles. It then raises a flag; every worker looks for the flag at
@@ -14,6 +17,9 @@ the warm-up. A Redis away is no reason to wait: the new version is served at onc
 from __future__ import annotations
 
 import logging
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +33,8 @@ from tileserver.core.store import Snapshot, Store, TileFilter
 from tileserver.web.cache import mvt_key, prepare
 
 log = logging.getLogger("ecarto.warm")
+
+WARM_NICE = 10  # the warm-up's niceness: about a tenth of a busy core's time, all of an idle one
 
 
 class VersionGate:
@@ -48,10 +56,13 @@ class VersionGate:
         if self.shared is None or newest is None or serving is None or newest.version.id == serving.version.id:
             self._serving = newest
             return newest
-        with self._lock:
-            if self._ready(newest, serving):
-                self._serving, self._pending = newest, None
-            return self._serving
+        if self._lock.acquire(blocking=False):  # one thread looks (Redis, at most once a second); the rest read on
+            try:
+                if self._ready(newest, serving):
+                    self._serving, self._pending = newest, None
+            finally:
+                self._lock.release()
+        return self._serving
 
     def _ready(self, newest: Snapshot, serving: Snapshot) -> bool:
         """Whether to switch to `newest`; starts its warm-up when no worker has."""
@@ -68,9 +79,25 @@ class VersionGate:
         if flagged is None or flagged:  # Redis away: nothing to wait for
             return True
         if self.shared.lock(f"warm:{newest.version.id}", self.settings.warm_deadline_seconds):
-            threading.Thread(target=warm, args=(self.shared, serving, newest, self.settings),
-                             name=f"warm {newest.version.id}", daemon=True).start()
+            self.shared.flush()  # this worker's latest hit counts, for the hot set
+            start_warming(self.settings, serving.version.id, newest.version.id)
         return False
+
+
+def start_warming(settings: Settings, previous: str, version: str) -> subprocess.Popen:
+    """Start `ecarto warm` of `version` at niceness `WARM_NICE`; a thread named `warm <version>` waits for its end."""
+    command = [sys.executable, "-m", "tileserver.cli", "-q", "warm", "--version", version, "--previous", previous,
+               "--nice", str(WARM_NICE)]
+    process = subprocess.Popen(command, env={**os.environ, **settings.environ()}, stdin=subprocess.DEVNULL,
+                               start_new_session=True)  # a worker's restart does not end it
+    threading.Thread(target=_reap, args=(process, version), name=f"warm {version}", daemon=True).start()
+    return process
+
+
+def _reap(process: subprocess.Popen, version: str) -> None:
+    """Wait for a warm-up process, so it leaves no zombie; a failure goes to the log (the deadline still holds)."""
+    if process.wait() != 0:
+        log.error("the warm-up of %s ended with status %s; see its log above", version, process.returncode)
 
 
 def ready_flag(version: str) -> str:
@@ -78,28 +105,28 @@ def ready_flag(version: str) -> str:
     return f"ready:{version}"
 
 
-def warm(shared: SharedCache, previous: Snapshot, newest: Snapshot, settings: Settings) -> int:
-    """Make the hot set of `newest` into the shared cache, raise its flag, and say how many tiles it made."""
+def warm(shared: SharedCache, previous: str, newest: Snapshot, settings: Settings) -> int:
+    """Make the hot set of `newest` into the shared cache, raise its flag, and say how many tiles it made.
+
+    `previous` is the version whose most requested tiles join the hot set (none when it is ""). A
+    failure raises before the flag is up: the servers then switch at their deadline.
+    """
     started, made = time.monotonic(), 0
-    try:
-        for names, tile in hot_set(shared, previous, newest, settings):
-            body = newest.tile(tile, layers=names, filters=TileFilter())
-            made_tile = prepare(body, MediaType.MVT)
-            shared.put(key_text(mvt_key(newest.version.id, names, tile)), made_tile.body, made_tile.gzipped)
-            made += 1
-    except Exception:  # a failed warm-up delays nothing past the deadline; the log says why
-        log.exception("warm-up of %s failed after %d tiles", newest.version.id, made)
-        return made
+    for names, tile in hot_set(shared, previous, newest, settings):
+        body = newest.tile(tile, layers=names, filters=TileFilter())
+        made_tile = prepare(body, MediaType.MVT)
+        shared.put(key_text(mvt_key(newest.version.id, names, tile)), made_tile.body, made_tile.gzipped)
+        made += 1
     shared.flag(ready_flag(newest.version.id))
     log.info("warmed %s: %d tiles in %.1f s", newest.version.id, made, time.monotonic() - started)
     return made
 
 
-def hot_set(shared: SharedCache, previous: Snapshot, newest: Snapshot,
+def hot_set(shared: SharedCache, previous: str, newest: Snapshot,
             settings: Settings) -> Iterator[tuple[tuple[str, ...], Tile]]:
     """(layers, tile) of the hot set: the low zooms of each combination asked, then the most requested tiles."""
     known = {info.id: info for info in newest.collections()}
-    top = [parse_member(m) for m in shared.most_requested(previous.version.id, settings.warm_top)]
+    top = [parse_member(m) for m in shared.most_requested(previous, settings.warm_top)] if previous else []
     top = [(names, tile) for names, tile in top if names and all(n in known for n in names)]
     combinations = list(dict.fromkeys(names for names, _ in top)) or [(name,) for name in known]
     seen: set[tuple[tuple[str, ...], Tile]] = set()

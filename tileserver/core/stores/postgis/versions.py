@@ -100,9 +100,10 @@ def current_id(conn: psycopg.Connection) -> str | None:
 def load(conn: psycopg.Connection, version_id: str) -> tuple[VersionInfo, dict]:
     """A version's description and its metadata (rows are never deleted, so it is there)."""
     row = conn.execute(
-        "SELECT id, created, report, meta FROM ecarto.versions WHERE id = %s", [version_id]
+        "SELECT id, created, report, meta - 'summaries', (meta -> 'summaries')::text FROM ecarto.versions"
+        " WHERE id = %s", [version_id]
     ).fetchone()
-    return VersionInfo(row[0], created_text(row[1]), row[2]), row[3]
+    return VersionInfo(row[0], created_text(row[1]), row[2]), {**row[3], "summaries": row[4]}  # decoded when asked
 
 
 def listed(conn: psycopg.Connection) -> list[VersionInfo]:
