@@ -51,7 +51,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
 test: system $(VENV)/.installed-test node_modules/.installed lint
-	$(BIN)/pytest -q --durations=30
+	$(BIN)/pytest -q --served --durations=30
 
 test-fast: $(VENV)/.installed-test node_modules/.installed lint
 	$(BIN)/pytest -q -m '$(FAST)' -p no:cacheprovider

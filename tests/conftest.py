@@ -14,8 +14,9 @@ from urllib.parse import urlsplit
 import psycopg
 import pytest
 import redis
+from flask import Flask
 
-from tests.support import datasets
+from tests.support import datasets, served
 from tests.support.national import DATA, NO_DATA, Ingested, ingest_into
 from tests.support.postgis import POSTGIS_ADMIN_URL, create_database, drop_database, next_name
 from tileserver.core.dataset import Dataset
@@ -214,3 +215,34 @@ def redis_prefix(redis_url) -> str:
     if keys:
         client.delete(*keys)
     client.close()
+
+
+# `pytest --served`: every test client speaks HTTP to a server started as the Procfile starts it.
+def pytest_addoption(parser):
+    parser.addoption("--served", action="store_true",
+                     help="send every test client's requests to the Procfile's server (tests/support/served.py)")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def served_pool(request, tmp_path_factory):
+    """Under `--served`, `Flask.test_client` answers over HTTP from Procfile servers; otherwise nothing."""
+    if not request.config.getoption("--served"):
+        yield None
+        return
+    pool = served.ServerPool(tmp_path_factory.mktemp("served"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Flask, "test_client", lambda app, *args, **kwargs: served.ServedClient(app, pool))
+        yield pool
+    pool.close()
+
+
+@pytest.fixture(autouse=True)
+def in_process(request, served_pool):
+    """A test marked `in_process` keeps Flask's own client under `--served` (its reason says why)."""
+    if served_pool is None:
+        yield
+        return
+    if request.node.get_closest_marker("in_process") is not None:
+        served.IN_PROCESS.set()
+    yield
+    served.IN_PROCESS.clear()

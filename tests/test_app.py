@@ -43,6 +43,7 @@ def test_unknown_route_is_an_ogc_json_404_with_cors(empty_app):
     assert response.headers["Access-Control-Allow-Origin"] == "*"
 
 
+@pytest.mark.in_process("it adds a failing route to the app object")
 def test_unexpected_errors_hide_the_stack_trace(empty_app):
     @empty_app.get("/boom")
     def boom():

@@ -31,6 +31,7 @@ def test_forwarded_headers_from_an_untrusted_peer_change_no_link(themed_store, u
     assert "evil.example" not in body and "https://" not in body.replace("https://www.opengis.net", "")
 
 
+@pytest.mark.in_process("its requests come from peers of other networks")
 def test_forwarded_headers_from_a_trusted_proxy_set_the_links(themed_store):
     trusted = client(themed_store, peer="10.1.2.3", trusted_proxies="10.0.0.0/8, ::1")
     style = trusted.get("/styles/connectivite", headers=POISON).get_json()
@@ -40,6 +41,7 @@ def test_forwarded_headers_from_a_trusted_proxy_set_the_links(themed_store):
     assert style["sources"]["communes"]["url"] == "http://localhost/tiles/communes.json"
 
 
+@pytest.mark.in_process("its requests come from a peer of another network")
 def test_the_base_url_setting_ignores_forwarded_headers_even_from_a_trusted_proxy(themed_store):
     fixed = client(themed_store, peer="10.1.2.3", trusted_proxies="10.0.0.0/8", base_url="https://ecarto.fr/")
     response = fixed.get("/styles/connectivite", headers={**POISON, "X-Forwarded-Proto": "javascript"})

@@ -19,8 +19,10 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+from flask.testing import FlaskClient
 
 from bench.processes import free_port, listening_processes
+from tests.support.served import ServedClient, ServerPool
 from tests.support.servers import SERVERS, TcpProxy, command_line, serve
 from tileserver.cli import SERVERS as SERVE_COMMANDS
 
@@ -181,3 +183,19 @@ def test_ecarto_serve_runs_the_procfile_command_with_an_access_log(http):
     access_log = {"granian": {"--access-log"}, "gunicorn": {"--access-logfile", "-"}}
     assert set(ours) - set(procfile) == access_log[http]
     assert set(procfile) <= set(ours)
+
+
+def test_served_clients_answer_as_the_in_process_client_over_the_procfile_server(feature_app, tmp_path):
+    """`pytest --served` (tests/support/served.py): the same request, answered by granian, as the app answers it."""
+    pool = ServerPool(tmp_path)
+    try:
+        served_client = ServedClient(feature_app, pool)
+        in_process = FlaskClient(feature_app, feature_app.response_class)
+        for path, query in ((TILE, None), (ITEMS, {"limit": "3", "filter": "nom LIKE 'É%'"}), ("/nowhere", None)):
+            over_http = served_client.get(path, query_string=query, headers={"Accept-Encoding": "gzip"})
+            direct = in_process.get(path, query_string=query, headers={"Accept-Encoding": "gzip"})
+            assert (over_http.status_code, over_http.data) == (direct.status_code, direct.data), path
+            assert over_http.headers["Server"] == "granian" and "Server" not in direct.headers
+        assert served_client.get(ITEMS, query_string={"limit": "1000", "f": "csv"}).is_streamed
+    finally:
+        pool.close()

@@ -68,6 +68,8 @@ def refuse_tiles(app) -> None:
     snapshot.tile = refuse
 
 
+@pytest.mark.in_process("it makes the store refuse tiles and reads the cache's counters"
+                        " (test_servers checks the shared cache between live servers)")
 def test_a_tile_made_by_one_app_is_served_by_another_from_the_shared_cache(database, redis_url, redis_prefix):
     first, second = app_on(database, redis_url, redis_prefix), app_on(database, redis_url, redis_prefix)
     made = {url: first.test_client().get(url, headers={"Accept-Encoding": "gzip"}) for url in [*TILES, FILTERED]}
@@ -85,6 +87,7 @@ def test_a_tile_made_by_one_app_is_served_by_another_from_the_shared_cache(datab
         app.extensions["ecarto.store"].close()
 
 
+@pytest.mark.in_process("it reads whether the app backs off from Redis")
 def test_a_redis_stopped_mid_test_costs_no_error(database, redis_prefix):
     port = free_port()
     server = redis_server(port)
@@ -107,6 +110,7 @@ def test_a_redis_stopped_mid_test_costs_no_error(database, redis_prefix):
         app.extensions["ecarto.store"].close()
 
 
+@pytest.mark.in_process("it reads whether the app backs off from Redis")
 def test_a_redis_that_does_not_answer_is_skipped_after_its_timeout(database, redis_prefix):
     with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts connections, never answers
         url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"

@@ -77,6 +77,7 @@ def test_an_empty_tile_is_a_204(client):
     assert "ETag" in response.headers
 
 
+@pytest.mark.in_process("it counts the store's calls")
 def test_tiles_are_made_once_then_served_from_the_cache(app, client):
     cache = app.extensions["ecarto.cache"]
     client.get(URL)
@@ -134,6 +135,7 @@ def test_a_tile_asked_for_another_version_is_not_kept_by_caches(app, client):
     assert client.get(f"{URL}?v=20000101T000000000000").headers["Cache-Control"] == "no-cache"
 
 
+@pytest.mark.in_process("it makes the store fail and counts its calls")
 def test_errors_are_not_cached_and_the_store_is_asked_once(app, client):
     snapshot = app.extensions["ecarto.store"].current()
     real = snapshot.tile

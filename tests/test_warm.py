@@ -45,6 +45,7 @@ def publish_v2(database: str) -> str:
     return version.id
 
 
+@pytest.mark.in_process("it waits for the warm-up's thread and makes the store refuse tiles")
 def test_readers_keep_the_old_version_until_the_hot_set_is_warm(database, redis_url, redis_prefix):
     first, second = app_on(database, redis_url, redis_prefix), app_on(database, redis_url, redis_prefix)
     for app in (first, second):
