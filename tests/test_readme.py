@@ -18,7 +18,7 @@ def test_the_readme_lists_every_setting_of_settings_py():
 
 
 @pytest.mark.parametrize(("command", "default"), [
-    ("ingest", "(default: var/cache)"), ("serve", "(default: 2)"), ("seed", "(default: all)"),
+    ("ingest", "(default: var/cache)"), ("serve", "(default: 2)"), ("seed", "(default: all)"), ("warm", "(default: 0)"),
 ])
 def test_every_subcommand_help_gives_defaults(command, default, capsys, monkeypatch):
     monkeypatch.delenv("ECARTO_DATABASE", raising=False)
