@@ -7,8 +7,9 @@ far as one machine can show it), share a Redis of the bench's own (`maxmemory` 5
   is a hit on B), then both served warm at once by two wrk, one per port.
 - **cliff**: both servers serve a warm tile list; a new version lands (a second GeoPackage renamed
   onto the served one, as docs/scaling.md copies a version to each machine); p99 of the 10 s before,
-  of the first 10 s after it landed, and of the 10 s after the servers switched to it. Once with
-  warm-then-switch, once with `ECARTO_WARM_DEADLINE_SECONDS=0` (switch at once, the old behaviour).
+  of the first 10 s after it landed, and of the 10 s after the servers switched to it. Three times:
+  warmed by `ecarto warm` before it lands (as the ingest machine would), warmed by the servers
+  (warm-then-switch), and with `ECARTO_WARM_DEADLINE_SECONDS=0` (switch at once, the old behaviour).
 - **seed**: `ecarto seed` of every layer, z0-14, with a process per core: seconds, tiles a second.
 
 Everything runs on the machine's shared processor: the figures move with what else runs.
@@ -45,6 +46,8 @@ from tileserver.core.stores.geopackage import layout
 
 ROOT = Path(__file__).resolve().parents[1]
 WINDOW = 10.0  # seconds: "the first 10 s after a version lands"
+# How the new version's hot set gets into Redis, and the servers' warm-up deadline (0: switch at once).
+CLIFFS = {"warmed-before-landing": 120, "warm-then-switch": 120, "switch-at-once": 0}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
         if "shared" in args.phases:
             results["shared"] = shared(args.database, paths, redis_url, args.work)
         if "cliff" in args.phases:
-            results["cliff"] = {name: cliff(args.database, args.second, paths, redis_url, args.work, deadline)
-                                for name, deadline in (("warm-then-switch", 120), ("switch-at-once", 0))}
+            results["cliff"] = {name: cliff(args.database, args.second, paths, redis_url, args.work, deadline, name)
+                                for name, deadline in CLIFFS.items()}
     if "seed" in args.phases:
         results["seed"] = seed(args.database, args.work)
     results["load_at_end"] = os.getloadavg()
@@ -140,8 +143,14 @@ def both(a: Server, b: Server, paths: list[str], work: Path, seconds: float = WI
                 max(x.p50_ms for x in loads), max(x.p95_ms for x in loads), max(x.p99_ms for x in loads), "wrk")
 
 
-def cliff(database: Path, second: Path | None, paths: list[str], redis_url: str, work: Path, deadline: int) -> dict:
-    """p99 before, in the first 10 s after a version lands, and in the 10 s after the servers switched."""
+def cliff(database: Path, second: Path | None, paths: list[str], redis_url: str, work: Path, deadline: int,
+          name: str) -> dict:
+    """p99 before, in the first 10 s after a version lands, and in the 10 s after the servers switched.
+
+    `warmed-before-landing` runs `ecarto warm` on the new version's file before it lands, as the
+    machine that ingested it would (docs/scaling.md): the servers find its hot set ready. The others
+    leave the warm-up to the servers (`warm-then-switch`), or switch at once without one.
+    """
     if second is None:
         raise SystemExit("the cliff phase needs --second, a GeoPackage of another version")
     served = work / "served.gpkg"
@@ -153,6 +162,8 @@ def cliff(database: Path, second: Path | None, paths: list[str], redis_url: str,
         old = served_version(a)
         both(a, b, paths, work, seconds=5)  # warm-up: both caches and the hit counts
         found["steady"] = both(a, b, paths, work)
+        if name == "warmed-before-landing":
+            warm_elsewhere(second, settings, old, work)
         new = land(second, served)
         with ThreadPoolExecutor(1) as pool:
             switch = pool.submit(switched, (a, b), new, time.monotonic(), deadline + 60)
@@ -161,11 +172,20 @@ def cliff(database: Path, second: Path | None, paths: list[str], redis_url: str,
                 both(a, b, paths, work, seconds=2)
             seconds = switch.result()
         found["10 s after the switch"] = both(a, b, paths, work)
-    name = "warm-then-switch" if deadline else "switch-at-once"
     for phase, load in found.items():
         _say(name, phase, load)
     print(f"  {name}: {old} -> {new}, both servers switched {seconds:.1f} s after it landed")
     return {"switched_after_s": round(seconds, 1), **{phase: load.to_dict() for phase, load in found.items()}}
+
+
+def warm_elsewhere(version_file: Path, settings: dict[str, str], previous: str, work: Path) -> None:
+    """`ecarto warm` of a version's file before it lands, with the servers' Redis and the served version's counts."""
+    ecarto = shutil.which("ecarto", path=str(Path(sys.executable).parent)) or "ecarto"
+    timed = run_timed([ecarto, "warm", "--database", str(version_file), "--previous", previous],
+                      env={**os.environ, **settings}, log=work / "warm.log", timeout=600)
+    if timed.returncode != 0:
+        raise RuntimeError(f"ecarto warm failed; see {work / 'warm.log'}")
+    print(f"  ecarto warm before landing: {timed.seconds:.1f} s ({timed.cpu_seconds:.1f} s of processor)")
 
 
 def switched(pair: tuple[Server, Server], version: str, since: float, limit: float) -> float:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 
 from tests.support.tiletools import decode, synthetic_dataset
 from tileserver.cli import main
+from tileserver.core.priority import lower_priority
 from tileserver.core.settings import Settings
 from tileserver.core.stores import open_store
 from tileserver.web.app import create_app
@@ -91,6 +95,8 @@ def test_ecarto_warm_makes_the_hot_set_an_operator_asks_for(database, redis_url,
     assert "nothing to warm" in capsys.readouterr().out
     assert main(["warm", "--database", database]) == 0
     assert re.fullmatch(r"warmed \d{8}T\d{12}: [1-9]\d* tiles in the shared cache\n", capsys.readouterr().out)
+    assert main(["warm", "--database", database]) == 0  # the first one's lock holds until the warm-up deadline
+    assert "holds the lock; nothing to do" in capsys.readouterr().out
     app = app_on(database, redis_url, redis_prefix)
     app.extensions["ecarto.store"].current().tile = _refuse
     assert app.test_client().get(LOW).status_code == 200  # made by `ecarto warm`, read from Redis
@@ -101,3 +107,20 @@ def test_ecarto_warm_without_a_shared_cache_says_so(database, monkeypatch, capsy
     monkeypatch.delenv("ECARTO_REDIS_URL", raising=False)
     assert main(["warm", "--database", database]) == 1
     assert "ECARTO_REDIS_URL is not set" in capsys.readouterr().err
+
+
+def test_a_warm_up_process_runs_niced_against_every_session(tmp_path):
+    leader = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    follower = subprocess.Popen(["sleep", "60"])  # in this session, as `ecarto warm` typed in a terminal
+    try:
+        lower_priority(7, leader.pid)
+        lower_priority(7, follower.pid)
+        assert os.getpriority(os.PRIO_PROCESS, leader.pid) == os.getpriority(os.PRIO_PROCESS, follower.pid) == 7
+        autogroup = Path(f"/proc/{leader.pid}/autogroup")
+        if autogroup.exists():  # Linux with autogroups: the leader's session is niced, this one is not
+            assert autogroup.read_text().split()[-1] == "7"
+            assert Path(f"/proc/{follower.pid}/autogroup").read_text() == Path("/proc/self/autogroup").read_text()
+    finally:
+        for process in (leader, follower):
+            process.kill()
+            process.wait()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import socket
@@ -114,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     warm.add_argument("--version", help="warm only if this is the current version (default: whatever is current)")
     warm.add_argument("--previous", default="", help="the version whose most requested tiles join the hot set")
     warm.add_argument("--nice", type=int, default=0, help="run at this niceness (the servers start it at 10)")
+    warm.add_argument("--locked", action="store_true",
+                      help="the caller holds the warm-up's lock in Redis (the servers do; by hand, leave it out)")
     warm.set_defaults(run=_warm)
     return parser
 
@@ -180,10 +181,12 @@ def _seed(args: argparse.Namespace) -> int:
 
 
 def _warm(args: argparse.Namespace) -> int:
+    from tileserver.core.priority import lower_priority
+
     lower_priority(args.nice)  # before the imports, which take seconds of processor
     from tileserver.core.sharedcache import SharedCache
     from tileserver.core.stores import open_store
-    from tileserver.web.warm import warm
+    from tileserver.web.warm import warm, warm_lock
 
     settings = Settings.from_env(database=args.database)
     shared = SharedCache.from_settings(settings)
@@ -195,27 +198,16 @@ def _warm(args: argparse.Namespace) -> int:
         if current is None or (args.version and current.version.id != args.version):
             print(f"{settings.database}: version {args.version or 'none'} is not the current one; nothing to warm")
             return 0
+        if not (args.locked or shared.lock(warm_lock(current.version.id), settings.warm_deadline_seconds)):
+            if not shared.available:
+                raise ConfigError(f"Redis at {settings.redis_url} does not answer")
+            print(f"another warm-up of {current.version.id} holds the lock; nothing to do")
+            return 0
         made = warm(shared, args.previous, current, settings)
     finally:
         store.close()
     print(f"warmed {current.version.id}: {made} tiles in the shared cache")
     return 0
-
-
-def lower_priority(nice: int) -> None:
-    """Run at niceness `nice`, also against other sessions when this process leads its own.
-
-    Linux groups the processes of each session (autogroup, on by default): a niced process only
-    yields to its own session, and a warm-up started in a session of its own by a server would
-    take as much processor as the server itself. Its session's niceness is raised too, which only
-    a session leader does, so that `ecarto warm --nice` typed in a terminal leaves the terminal alone.
-    """
-    if nice <= 0:
-        return
-    os.nice(nice)
-    if os.getsid(0) == os.getpid():
-        with contextlib.suppress(OSError):  # no autogroup in this kernel
-            Path("/proc/self/autogroup").write_text(str(nice))
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:

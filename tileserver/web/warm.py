@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from tileserver.core import coverage
 from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
+from tileserver.core.priority import lower_priority
 from tileserver.core.settings import Settings
 from tileserver.core.sharedcache import SharedCache, key_text
 from tileserver.core.store import Snapshot, Store, TileFilter
@@ -78,7 +79,7 @@ class VersionGate:
         flagged = self.shared.flagged(ready_flag(newest.version.id))
         if flagged is None or flagged:  # Redis away: nothing to wait for
             return True
-        if self.shared.lock(f"warm:{newest.version.id}", self.settings.warm_deadline_seconds):
+        if self.shared.lock(warm_lock(newest.version.id), self.settings.warm_deadline_seconds):
             self.shared.flush()  # this worker's latest hit counts, for the hot set
             start_warming(self.settings, serving.version.id, newest.version.id)
         return False
@@ -87,9 +88,10 @@ class VersionGate:
 def start_warming(settings: Settings, previous: str, version: str) -> subprocess.Popen:
     """Start `ecarto warm` of `version` at niceness `WARM_NICE`; a thread named `warm <version>` waits for its end."""
     command = [sys.executable, "-m", "tileserver.cli", "-q", "warm", "--version", version, "--previous", previous,
-               "--nice", str(WARM_NICE)]
+               "--nice", str(WARM_NICE), "--locked"]
     process = subprocess.Popen(command, env={**os.environ, **settings.environ()}, stdin=subprocess.DEVNULL,
                                start_new_session=True)  # a worker's restart does not end it
+    lower_priority(WARM_NICE, process.pid)  # now, before its imports (half a second of processor)
     threading.Thread(target=_reap, args=(process, version), name=f"warm {version}", daemon=True).start()
     return process
 
@@ -98,6 +100,11 @@ def _reap(process: subprocess.Popen, version: str) -> None:
     """Wait for a warm-up process, so it leaves no zombie; a failure goes to the log (the deadline still holds)."""
     if process.wait() != 0:
         log.error("the warm-up of %s ended with status %s; see its log above", version, process.returncode)
+
+
+def warm_lock(version: str) -> str:
+    """The lock of a version's warm-up: one process of all makes its hot set."""
+    return f"warm:{version}"
 
 
 def ready_flag(version: str) -> str:
