@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 from ingest.manifest import fingerprint, load_manifest
 from tests.support.national import REPO, ingest_into
 from tileserver.cli import main
+from tileserver.core.sharedcache import SharedCache
+from tileserver.web.warm import ready_flag
 
 SAMPLE = REPO / "sources" / "sample.toml"
 
@@ -53,3 +56,17 @@ def test_postgis_keeps_the_fingerprint_too(tmp_path, postgis_url, capsys):
     ingested = ingest_into(postgis_url, tmp_path / "cache", manifest)
     assert main(["-q", "ingest", "--sources", str(manifest), "--database", postgis_url, "--if-changed"]) == 0
     assert f"already holds version {ingested.version.id}" in capsys.readouterr().out
+
+
+def test_an_ingest_with_a_shared_cache_warms_the_version_it_published(tmp_path, capsys, monkeypatch, redis_url,
+                                                                      redis_prefix):
+    monkeypatch.setenv("ECARTO_REDIS_URL", redis_url)
+    monkeypatch.setenv("ECARTO_REDIS_PREFIX", redis_prefix)
+    assert main(["-q", "ingest", "--sources", str(without_surfaces(tmp_path)), "--database",
+                 str(tmp_path / "e.gpkg"), "--no-progress", "--cache-dir", str(tmp_path / "cache")]) == 0
+    out = capsys.readouterr().out
+    version = re.search(r"published version (\d{8}T\d{12})", out).group(1)
+    assert re.search(rf"warmed {version}: [1-9]\d* tiles in the shared cache", out)  # before any server looks
+    shared = SharedCache(redis_url, prefix=redis_prefix, timeout=2)
+    assert shared.flagged(ready_flag(version))
+    shared.close()

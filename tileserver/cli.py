@@ -131,13 +131,16 @@ def _ingest(args: argparse.Namespace) -> int:
         if args.if_changed and (same := _same_sources(store, manifest)):
             print(f"{settings.database} already holds version {same} of {manifest.origin}: nothing to ingest")
             return 0
+        served = store.current()
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
                               progress=not args.no_progress, allow_partial=args.allow_partial)
+        print(report.summary())
+        partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
+        print(f"published version {version.id} to {settings.database}{partial}")
+        if settings.redis_url:  # the servers' warm-up, done here before they look (docs/scaling.md)
+            _say_warmed(settings, store, previous=served.version.id if served else "", version=version.id)
     finally:
         store.close()
-    print(report.summary())
-    partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
-    print(f"published version {version.id} to {settings.database}{partial}")
     return 0
 
 
@@ -184,30 +187,29 @@ def _warm(args: argparse.Namespace) -> int:
     from tileserver.core.priority import lower_priority
 
     lower_priority(args.nice)  # before the imports, which take seconds of processor
-    from tileserver.core.sharedcache import SharedCache
     from tileserver.core.stores import open_store
-    from tileserver.web.warm import warm, warm_lock
 
     settings = Settings.from_env(database=args.database)
-    shared = SharedCache.from_settings(settings)
-    if shared is None:
-        raise ConfigError("ECARTO_REDIS_URL is not set: there is no shared cache to warm")
     store = open_store(settings.database, settings)
     try:
-        current = store.current()
-        if current is None or (args.version and current.version.id != args.version):
-            print(f"{settings.database}: version {args.version or 'none'} is not the current one; nothing to warm")
-            return 0
-        if not (args.locked or shared.lock(warm_lock(current.version.id), settings.warm_deadline_seconds)):
-            if not shared.available:
-                raise ConfigError(f"Redis at {settings.redis_url} does not answer")
-            print(f"another warm-up of {current.version.id} holds the lock; nothing to do")
-            return 0
-        made = warm(shared, args.previous, current, settings)
+        _say_warmed(settings, store, previous=args.previous, version=args.version, locked=args.locked)
     finally:
         store.close()
-    print(f"warmed {current.version.id}: {made} tiles in the shared cache")
     return 0
+
+
+def _say_warmed(settings: Settings, store: Store, **options: object) -> None:
+    """Warm the current version into the shared cache (`warm.warm_published`) and say what came of it."""
+    from tileserver.web.warm import warm_published
+
+    version, made = warm_published(store, settings, **options)
+    if version is None:
+        print(f"{settings.database}: version {options.get('version') or 'none'} is not the current one; "
+              "nothing to warm")
+    elif made is None:
+        print(f"another warm-up of {version} holds the lock; nothing to do")
+    else:
+        print(f"warmed {version}: {made} tiles in the shared cache")
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:

@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 
 from tileserver.core import coverage
+from tileserver.core.errors import ConfigError
 from tileserver.core.grid import Tile
 from tileserver.core.media import MediaType
 from tileserver.core.priority import lower_priority
@@ -100,6 +101,26 @@ def _reap(process: subprocess.Popen, version: str) -> None:
     """Wait for a warm-up process, so it leaves no zombie; a failure goes to the log (the deadline still holds)."""
     if process.wait() != 0:
         log.error("the warm-up of %s ended with status %s; see its log above", version, process.returncode)
+
+
+def warm_published(store: Store, settings: Settings, *, previous: str = "", version: str | None = None,
+                   locked: bool = False) -> tuple[str | None, int | None]:
+    """Warm the store's current version into the shared cache: `ecarto warm`, and `ecarto ingest` once it published.
+
+    Returns the version and the tiles made; no version when the current one is not `version`, no
+    tiles when another process holds the warm-up's lock (unless the caller does: `locked`).
+    """
+    shared = SharedCache.from_settings(settings)
+    if shared is None:
+        raise ConfigError("ECARTO_REDIS_URL is not set: there is no shared cache to warm")
+    current = store.current()
+    if current is None or (version and current.version.id != version):
+        return None, None
+    if not (locked or shared.lock(warm_lock(current.version.id), settings.warm_deadline_seconds)):
+        if not shared.available:
+            raise ConfigError(f"Redis at {settings.redis_url} does not answer")
+        return current.version.id, None
+    return current.version.id, warm(shared, previous, current, settings)
 
 
 def warm_lock(version: str) -> str:

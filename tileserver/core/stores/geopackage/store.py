@@ -63,6 +63,8 @@ class GeoPackageStore:
                 _prune_assets(self.path, keep={version.id, *(row[0] for row in history[:1])})
         except (OSError, sqlite3.Error) as error:
             raise IngestError(f"cannot publish to {self.path}: {error}") from error
+        with self._lock:
+            self._checked = None  # the publisher sees its version at once (`ecarto ingest` warms it next)
         return version
 
     def check_publish(self) -> Path:

@@ -60,6 +60,7 @@ class PostGISStore:
                 versions.prune(conn, self._assets)
         except (errors.ReadOnlySqlTransaction, errors.InsufficientPrivilege) as error:
             raise IngestError(f"cannot publish to the PostGIS database: {error}") from error
+        self._next_check = float("-inf")  # the publisher sees its version at once (`ecarto ingest` warms it next)
         return version
 
     def check_publish(self) -> Path:
