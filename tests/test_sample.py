@@ -70,3 +70,12 @@ def test_an_ingest_with_a_shared_cache_warms_the_version_it_published(tmp_path, 
     shared = SharedCache(redis_url, prefix=redis_prefix, timeout=2)
     assert shared.flagged(ready_flag(version))
     shared.close()
+
+
+def test_an_ingest_whose_redis_is_away_publishes_and_warns(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("ECARTO_REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    assert main(["-q", "ingest", "--sources", str(without_surfaces(tmp_path)), "--database",
+                 str(tmp_path / "e.gpkg"), "--no-progress", "--cache-dir", str(tmp_path / "cache")]) == 0
+    captured = capsys.readouterr()
+    assert "published version" in captured.out
+    assert "warning: no warm-up: Redis at redis://127.0.0.1:1/0 does not answer" in captured.err

@@ -107,8 +107,9 @@ def _parser() -> argparse.ArgumentParser:
     seed.set_defaults(run=_seed)
 
     warm = commands.add_parser("warm", help="make the current version's hot set into the shared cache (Redis)",
-                               description="What a server does when a version lands (docs/scaling.md): run it "
-                               "after an ingest so that no server waits for the warm-up.", formatter_class=DefaultsHelp)
+                               description="What a server does when a version lands, and `ecarto ingest` once "
+                               "it published (docs/scaling.md): run it on a version's file before it is copied "
+                               "onto the servers' one, so that they find it warm.", formatter_class=DefaultsHelp)
     warm.add_argument("--database", default=database, help="a .gpkg path or a postgresql:// URL (ECARTO_DATABASE)")
     warm.add_argument("--version", help="warm only if this is the current version (default: whatever is current)")
     warm.add_argument("--previous", default="", help="the version whose most requested tiles join the hot set")
@@ -138,7 +139,10 @@ def _ingest(args: argparse.Namespace) -> int:
         partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
         print(f"published version {version.id} to {settings.database}{partial}")
         if settings.redis_url:  # the servers' warm-up, done here before they look (docs/scaling.md)
-            _say_warmed(settings, store, previous=served.version.id if served else "", version=version.id)
+            try:
+                _say_warmed(settings, store, previous=served.version.id if served else "", version=version.id)
+            except EcartoError as error:  # published all the same: the servers warm it themselves
+                print(f"ecarto ingest: warning: no warm-up: {error.description}", file=sys.stderr)
     finally:
         store.close()
     return 0

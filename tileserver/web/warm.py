@@ -113,14 +113,17 @@ def warm_published(store: Store, settings: Settings, *, previous: str = "", vers
     shared = SharedCache.from_settings(settings)
     if shared is None:
         raise ConfigError("ECARTO_REDIS_URL is not set: there is no shared cache to warm")
-    current = store.current()
-    if current is None or (version and current.version.id != version):
-        return None, None
-    if not (locked or shared.lock(warm_lock(current.version.id), settings.warm_deadline_seconds)):
-        if not shared.available:
-            raise ConfigError(f"Redis at {settings.redis_url} does not answer")
-        return current.version.id, None
-    return current.version.id, warm(shared, previous, current, settings)
+    try:
+        current = store.current()
+        if current is None or (version and current.version.id != version):
+            return None, None
+        if not (locked or shared.lock(warm_lock(current.version.id), settings.warm_deadline_seconds)):
+            if not shared.available:
+                raise ConfigError(f"Redis at {settings.redis_url} does not answer")
+            return current.version.id, None
+        return current.version.id, warm(shared, previous, current, settings)
+    finally:
+        shared.close()
 
 
 def warm_lock(version: str) -> str:
