@@ -29,7 +29,7 @@ _PATH = re.compile(r"/tiles/([a-z0-9_,-]{1,400})/([0-9]{1,8})/([0-9]{1,8})/([0-9
 _VERSION = re.compile(r"v=([0-9A-Za-z]{1,40})")
 
 
-MAX_ROUTES = 50_000  # plain tile paths remembered per version (about 30 MB at most); past it, forgotten at once
+MAX_ROUTES = 20_000  # plain tile paths remembered per version (1.5-2 KB each, so 40 MB at most); past it, all forgotten
 
 Reply = tuple[str, list[tuple[str, str]], bytes]
 
