@@ -104,26 +104,8 @@ class ServedClient:
     def get(self, *args: Any, **kwargs: Any) -> TestResponse:
         return self.open(*args, method="GET", **kwargs)
 
-    def head(self, *args: Any, **kwargs: Any) -> TestResponse:
-        return self.open(*args, method="HEAD", **kwargs)
-
     def post(self, *args: Any, **kwargs: Any) -> TestResponse:
         return self.open(*args, method="POST", **kwargs)
-
-    def put(self, *args: Any, **kwargs: Any) -> TestResponse:
-        return self.open(*args, method="PUT", **kwargs)
-
-    def delete(self, *args: Any, **kwargs: Any) -> TestResponse:
-        return self.open(*args, method="DELETE", **kwargs)
-
-    def options(self, *args: Any, **kwargs: Any) -> TestResponse:
-        return self.open(*args, method="OPTIONS", **kwargs)
-
-    def __enter__(self) -> ServedClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 def send(server: LiveServer, environ: dict[str, Any], response_class: type[TestResponse]) -> TestResponse:
