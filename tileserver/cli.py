@@ -132,15 +132,15 @@ def _ingest(args: argparse.Namespace) -> int:
         if args.if_changed and (same := _same_sources(store, manifest)):
             print(f"{settings.database} already holds version {same} of {manifest.origin}: nothing to ingest")
             return 0
-        served = store.current()
         version, report = run(manifest, store, cache_dir=args.cache_dir, mirror=args.mirror,
                               progress=not args.no_progress, allow_partial=args.allow_partial)
         print(report.summary())
         partial = " (PARTIAL: some indicators are missing)" if report.partial else ""
         print(f"published version {version.id} to {settings.database}{partial}")
         if settings.redis_url:  # the servers' warm-up, done here before they look (docs/scaling.md)
+            previous = next((v.id for v in store.versions() if v.id != version.id), "")  # newest first
             try:
-                _say_warmed(settings, store, previous=served.version.id if served else "", version=version.id)
+                _say_warmed(settings, store, previous=previous, version=version.id)
             except EcartoError as error:  # published all the same: the servers warm it themselves
                 print(f"ecarto ingest: warning: no warm-up: {error.description}", file=sys.stderr)
     finally:
