@@ -52,6 +52,7 @@ class SharedCache:
         self._guard = threading.Lock()
         self._counts: Counter[tuple[str, str]] = Counter()  # (version, tile) -> requests, since the last flush
         self._flusher: threading.Thread | None = None
+        self._closed = threading.Event()
         # no retry: a second try of a dead server doubles the wait the back-off is there to avoid
         self._redis = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout,
                                            retry=Retry(NoBackoff(), 0), retry_on_timeout=False)
@@ -104,8 +105,7 @@ class SharedCache:
                 self._flusher.start()
 
     def _flush_forever(self) -> None:
-        while True:
-            time.sleep(FLUSH_SECONDS)
+        while not self._closed.wait(FLUSH_SECONDS):
             self.flush()
 
     def most_requested(self, version: str, n: int) -> list[str]:
@@ -133,7 +133,11 @@ class SharedCache:
         return time.monotonic() >= self._down_until
 
     def close(self) -> None:
-        """Release the connections."""
+        """Send the counts still held, stop the flusher and release the connections."""
+        self._closed.set()
+        if self._flusher is not None:
+            self._flusher.join()
+        self.flush()
         self._redis.close()
 
     def _key(self, kind: str, name: str) -> str:
