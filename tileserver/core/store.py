@@ -106,10 +106,8 @@ def public_meta(meta: dict) -> dict:
 class VersionMeta:
     """The part of a snapshot both stores share: a version's metadata, read once when it is opened.
 
-    Its `summaries` may come as JSON text, decoded on first use (`LAZY_META`).
+    Its `summaries` may come as JSON text, decoded on first use: both stores hand them over so.
     """
-
-    LAZY_META = ("summaries",)  # keys a store may hand over undecoded
 
     def __init__(self, meta: dict):
         self._meta = meta

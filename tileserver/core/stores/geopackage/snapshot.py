@@ -144,8 +144,8 @@ def _args(statement: query.Statement) -> tuple[str, tuple]:
 
 
 def _read_meta(conn: sqlite3.Connection) -> dict:
-    """Every key of `ecarto_meta`, decoded but those `VersionMeta` decodes when first asked."""
-    return {key: value if key in VersionMeta.LAZY_META else json.loads(value)
+    """Every key of `ecarto_meta`, decoded but `summaries`, which `VersionMeta` decodes when first asked."""
+    return {key: value if key == "summaries" else json.loads(value)
             for key, value in conn.execute("SELECT key, value FROM ecarto_meta")}
 
 
