@@ -202,18 +202,18 @@ def _warm(args: argparse.Namespace) -> int:
     return 0
 
 
-def _say_warmed(settings: Settings, store: Store, **options: object) -> None:
+def _say_warmed(settings: Settings, store: Store, *, previous: str, version: str | None = None,
+                locked: bool = False) -> None:
     """Warm the current version into the shared cache (`warm.warm_published`) and say what came of it."""
     from tileserver.web.warm import warm_published
 
-    version, made = warm_published(store, settings, **options)
-    if version is None:
-        print(f"{settings.database}: version {options.get('version') or 'none'} is not the current one; "
-              "nothing to warm")
+    warmed, made = warm_published(store, settings, previous=previous, version=version, locked=locked)
+    if warmed is None:
+        print(f"{settings.database}: version {version or 'none'} is not the current one; nothing to warm")
     elif made is None:
-        print(f"another warm-up of {version} holds the lock; nothing to do")
+        print(f"another warm-up of {warmed} holds the lock; nothing to do")
     else:
-        print(f"warmed {version}: {made} tiles in the shared cache")
+        print(f"warmed {warmed}: {made} tiles in the shared cache")
 
 
 def _serve(args: argparse.Namespace) -> NoReturn:

@@ -59,8 +59,8 @@ class ServerPool:
             self._running.popitem(last=False)[1][0].close()
         stack = ExitStack()
         log = self.logs / f"served-{len(list(self.logs.iterdir()))}.log"
-        settings = {name.removeprefix("ECARTO_").lower(): value for name, value in environ.items()}
-        server = stack.enter_context(serve(settings.pop("database"), log, **settings))
+        fields = {name.removeprefix("ECARTO_").lower(): value for name, value in environ.items()}
+        server = stack.enter_context(serve(fields.pop("database"), log, **fields))
         self._running[key] = (stack, server)
         return server
 
