@@ -12,9 +12,9 @@ from datetime import datetime
 from pathlib import Path
 
 from bench import report, suite
+from bench.workload import DATABASE
 
 ROOT = Path(__file__).resolve().parents[1]
-DATABASE = "postgresql://postgres@127.0.0.1:5432/ecarto_bench"
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ response read whole.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -20,13 +21,13 @@ from pathlib import Path
 import requests
 
 from bench import servers
-from bench.__main__ import DATABASE, ROOT
 from bench.clients import STREAM_LIMIT
 from bench.load import Load, wrk
 from bench.processes import Server
 from bench.search import keystrokes
+from bench.servers import ROOT
 from bench.suite import QUERY_CONNECTIONS
-from bench.workload import Api, Sizes, Workload, build
+from bench.workload import DATABASE, Api, Sizes, Workload, build
 
 SCENARIOS: dict[str, Callable[[Api, Workload], list[str]]] = {
     "bbox": lambda api, w: api.bbox_paths(w.boxes),
@@ -87,7 +88,8 @@ def stream_seconds(server: Server, fmt: str) -> float:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.interleaved", description=__doc__)
-    parser.add_argument("--database", default=DATABASE, help="a PostGIS database holding a published version")
+    parser.add_argument("--database", default=os.environ.get("ECARTO_BENCH_DATABASE", DATABASE),
+                        help="a PostGIS database holding a published version (the bench's)")
     parser.add_argument("--servers", default="granian,gunicorn", type=lambda s: s.split(","),
                         help="the two HTTP servers, as the Procfile names them")
     parser.add_argument("--scenario", choices=sorted(SCENARIOS), default="cql2")

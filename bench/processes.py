@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
@@ -24,6 +26,11 @@ from pathlib import Path
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ESTABLISHED, LISTEN = "01", "0A"  # TCP states as /proc/net/tcp spells them
 
+
+
+def ecarto() -> str:
+    """The `ecarto` command of this interpreter's environment (the venv's, not whichever is on PATH)."""
+    return shutil.which("ecarto", path=str(Path(sys.executable).parent)) or "ecarto"
 
 @dataclass(frozen=True)
 class Timed:

@@ -36,7 +36,7 @@ import shapely
 from bench import servers
 from bench.landing import served_version
 from bench.load import Load, one_pass, wrk
-from bench.processes import Server, free_port, run_timed
+from bench.processes import Server, ecarto, free_port, run_timed
 from bench.workload import school_tiles
 from tileserver.core import coverage
 from tileserver.core.dataset import SCHOOLS
@@ -180,8 +180,7 @@ def cliff(database: Path, second: Path | None, paths: list[str], redis_url: str,
 
 def warm_elsewhere(version_file: Path, settings: dict[str, str], previous: str, work: Path) -> None:
     """`ecarto warm` of a version's file before it lands, with the servers' Redis and the served version's counts."""
-    ecarto = shutil.which("ecarto", path=str(Path(sys.executable).parent)) or "ecarto"
-    timed = run_timed([ecarto, "warm", "--database", str(version_file), "--previous", previous],
+    timed = run_timed([ecarto(), "warm", "--database", str(version_file), "--previous", previous],
                       env={**os.environ, **settings}, log=work / "warm.log", timeout=600)
     if timed.returncode != 0:
         raise RuntimeError(f"ecarto warm failed; see {work / 'warm.log'}")
@@ -218,9 +217,8 @@ def land(version_file: Path, served: Path) -> str:
 
 def seed(database: Path, work: Path) -> dict:
     """`ecarto seed` of every layer, zooms 0-14, one process per core; wall and processor seconds."""
-    ecarto = shutil.which("ecarto", path=str(Path(sys.executable).parent)) or "ecarto"
     output = work / "national.pmtiles"
-    timed = run_timed([ecarto, "seed", "--no-progress", "--database", str(database), "--output", str(output)],
+    timed = run_timed([ecarto(), "seed", "--no-progress", "--database", str(database), "--output", str(output)],
                       env=os.environ, log=work / "seed.log", timeout=7200)
     summary = (work / "seed.log").read_text().strip().splitlines()[-1]
     tiles = int(summary.split(": ")[1].split(" tiles")[0])

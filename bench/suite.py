@@ -15,7 +15,6 @@ import math
 import os
 import shutil
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -27,7 +26,7 @@ from pathlib import Path
 from bench import clients, peers, servers
 from bench.landing import watch
 from bench.load import CONNECTIONS, HEADERS, Load, ogr2ogr, one_pass, wrk
-from bench.processes import Server, Timed, peak_memory, run_timed
+from bench.processes import Server, Timed, ecarto, peak_memory, run_timed
 from bench.search import keystrokes
 from bench.workload import BANDS, Api, Sizes, Workload, build, current_version
 
@@ -217,8 +216,7 @@ def _ingest_all(options: Options, results: Results, say: Callable[[str], None]) 
 
 def ingest(options: Options, database: str, log: Path) -> Timed:
     """One `ecarto ingest` of the sources into `database`, as a child process."""
-    ecarto = shutil.which("ecarto", path=str(Path(sys.executable).parent)) or "ecarto"
-    command = [ecarto, "--quiet", "ingest", "--no-progress", "--sources", str(options.sources),
+    command = [ecarto(), "--quiet", "ingest", "--no-progress", "--sources", str(options.sources),
                "--database", database]
     return run_timed(command, env=os.environ, log=log, timeout=900)
 

@@ -28,6 +28,8 @@ FILTER_LIMIT = 1000
 CONDITIONS = ("type='college'", "fibre=false", "debit_descendant_mbps<8")
 
 
+DATABASE = "postgresql://postgres@127.0.0.1:5432/ecarto_bench"  # where the bench ingests and reads its lists
+
 @dataclass(frozen=True)
 class Sizes:
     """How many distinct requests each list holds."""
